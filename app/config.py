@@ -1,0 +1,251 @@
+"""Settings: ``config.toml``, then ``PLAYHOUSE_<SECTION>_<KEY>`` env vars, then CLI.
+
+Every layer is checked against the dataclasses below: an unknown section or key,
+or a value of the wrong type, raises :class:`ConfigError` naming the key, which
+``server.py`` prints as one line before exiting with code 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+__all__ = [
+    "AdminSettings",
+    "ChannelSettings",
+    "ConfigError",
+    "LimitSettings",
+    "MongoSettings",
+    "RedisSettings",
+    "SecuritySettings",
+    "ServerSettings",
+    "Settings",
+    "Ws4RedisSettings",
+    "load_settings",
+]
+
+ENV_PREFIX = "PLAYHOUSE_"
+
+
+class ConfigError(Exception):
+    """A configuration value is unknown, malformed or unusable."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "0.0.0.0"
+    port: int = 8000
+    xheaders: bool = False
+    cookie_secret: str = ""
+    instance_id: str = ""
+    drain_seconds: float = 10.0
+    debug: bool = False
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    url: str = ""
+    timeout: float = 2.0
+
+
+@dataclass(frozen=True)
+class MongoSettings:
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class Ws4RedisSettings:
+    prefix: str = ""
+    heartbeat: str = "--heartbeat--"
+    expire: int = 3600
+
+
+@dataclass(frozen=True)
+class ChannelSettings:
+    public: tuple[str, ...] = ("notifications", "lobby")
+    publishable: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    allowed_origins: tuple[str, ...] = ()
+    bcrypt_rounds: int = 12
+
+
+@dataclass(frozen=True)
+class AdminSettings:
+    token: str = ""
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    max_message_bytes: int = 65536
+    max_outgoing_bytes: int = 1048576
+    ping_interval: float = 20.0
+    ping_timeout: float = 20.0
+    heartbeat_interval: float = 4.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    mongodb: MongoSettings = field(default_factory=MongoSettings)
+    ws4redis: Ws4RedisSettings = field(default_factory=Ws4RedisSettings)
+    channels: ChannelSettings = field(default_factory=ChannelSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+
+
+def _sections() -> dict[str, type]:
+    return {f.name: get_type_hints(Settings)[f.name] for f in dataclasses.fields(Settings)}
+
+
+def _key_types(section_cls: type) -> dict[str, Any]:
+    return get_type_hints(section_cls)
+
+
+def _check_value(name: str, value: Any, expected: Any) -> Any:
+    """Return ``value`` as ``expected`` or raise ConfigError naming ``name``."""
+    if expected is bool:
+        ok = isinstance(value, bool)
+    elif expected is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif expected is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif expected is str:
+        ok = isinstance(value, str)
+    else:  # tuple[str, ...]
+        ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+        value = tuple(value) if ok else value
+    if not ok:
+        type_name = getattr(expected, "__name__", "list of strings")
+        if expected not in (bool, int, float, str):
+            type_name = "list of strings"
+        raise ConfigError(f"config key {name!r} must be {type_name}, got {value!r}")
+    return value
+
+
+def _parse_env(name: str, raw: str, expected: Any) -> Any:
+    """Convert an environment string to ``expected``, or raise ConfigError."""
+    try:
+        if expected is bool:
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if expected is int:
+            return int(raw)
+        if expected is float:
+            return float(raw)
+        if expected is str:
+            return raw
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    except ValueError:
+        type_name = getattr(expected, "__name__", "list")
+        raise ConfigError(f"env {name} must be {type_name}, got {raw!r}") from None
+
+
+def _merge(layers: dict[str, dict[str, Any]], section: str, key: str, value: Any) -> None:
+    layers.setdefault(section, {})[key] = value
+
+
+def _from_toml(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+    sections = _sections()
+    out: dict[str, dict[str, Any]] = {}
+    for section, table in data.items():
+        if section not in sections:
+            raise ConfigError(f"unknown config section {section!r} in {path}")
+        if not isinstance(table, dict):
+            raise ConfigError(f"config section {section!r} must be a table")
+        types = _key_types(sections[section])
+        for key, value in table.items():
+            if key not in types:
+                raise ConfigError(f"unknown config key '{section}.{key}' in {path}")
+            _merge(out, section, key, _check_value(f"{section}.{key}", value, types[key]))
+    return out
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    sections = _sections()
+    out: dict[str, dict[str, Any]] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        rest = name[len(ENV_PREFIX) :].lower()
+        for section, cls in sections.items():
+            if rest.startswith(section + "_"):
+                key = rest[len(section) + 1 :]
+                types = _key_types(cls)
+                if key in types:
+                    _merge(out, section, key, _parse_env(name, raw, types[key]))
+                    break
+        else:
+            raise ConfigError(f"unknown config env variable {name}")
+    return out
+
+
+def load_settings(
+    path: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build Settings from defaults, the TOML file, the environment and overrides.
+
+    Args:
+        path: TOML file; ``None`` uses only built-in defaults.
+        environ: environment mapping (defaults to ``os.environ``).
+        overrides: ``{"section.key": value}`` from the command line; wins over all.
+
+    Raises:
+        ConfigError: naming the offending file, key or variable.
+    """
+    merged: dict[str, dict[str, Any]] = {}
+    layers = [
+        _from_toml(path) if path is not None else {},
+        _from_env(os.environ if environ is None else environ),
+    ]
+    for layer in layers:
+        for section, values in layer.items():
+            merged.setdefault(section, {}).update(values)
+    sections = _sections()
+    for dotted, value in (overrides or {}).items():
+        section, _, key = dotted.partition(".")
+        types = _key_types(sections[section])
+        _merge(merged, section, key, _check_value(dotted, value, types[key]))
+    built = {name: cls(**merged.get(name, {})) for name, cls in sections.items()}
+    settings = Settings(**built)
+    _validate(settings)
+    return settings
+
+
+def _validate(settings: Settings) -> None:
+    """Reject values that have the right type but cannot work."""
+    if not 0 <= settings.server.port <= 65535:
+        raise ConfigError(f"config key 'server.port' must be 0-65535, got {settings.server.port}")
+    url = settings.redis.url
+    if url and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(
+            f"config key 'redis.url' must start with redis://, rediss:// or unix://, got {url!r}"
+        )
+    if settings.limits.max_message_bytes < 1:
+        raise ConfigError("config key 'limits.max_message_bytes' must be positive")
+    if settings.ws4redis.expire < 0:
+        raise ConfigError("config key 'ws4redis.expire' must be >= 0")

@@ -1,0 +1,169 @@
+"""Open sockets as fan-out sinks: the hot write path, heartbeats and drain.
+
+A :class:`Connection` writes pre-encoded frames straight to the socket while
+its stream has nothing queued (no future, no copy), and falls back to the
+stream's buffer otherwise, so write order is kept. A client whose queued bytes
+would pass ``max_outgoing_bytes`` is closed with 1013 instead of growing memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from tornado.iostream import IOStream
+
+from app.frames import encode_frame
+
+__all__ = ["Closable", "Connection", "ConnectionSet"]
+
+log = logging.getLogger("playhouse.ws")
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_TRY_AGAIN_LATER = 1013
+
+
+class Closable(Protocol):
+    def close(self, code: int | None = None, reason: str | None = None) -> None: ...
+
+
+class Connection:
+    """One WebSocket as a :class:`~app.pubsub.Subscriber`.
+
+    Args:
+        owner: the handler; closed on overflow.
+        stream: the detached Tornado IOStream of the socket.
+        protocol: Tornado's WebSocket protocol object (for its close state).
+        max_outgoing_bytes: bound on queued bytes before a 1013 close.
+        on_slow_close: called once when this connection is closed for overflow.
+    """
+
+    __slots__ = (
+        "_direct",
+        "_limit",
+        "_on_slow_close",
+        "_owner",
+        "_protocol",
+        "_stream",
+        "active",
+        "echo_filter",
+        "open",
+    )
+
+    def __init__(
+        self,
+        owner: Closable,
+        stream: IOStream,
+        protocol: object,
+        *,
+        max_outgoing_bytes: int,
+        on_slow_close: Callable[[], None] | None = None,
+    ) -> None:
+        self._owner = owner
+        self._stream = stream
+        self._protocol = protocol
+        self._limit = max_outgoing_bytes
+        self._on_slow_close = on_slow_close
+        # Only plain TCP streams can be written with socket.send (not TLS).
+        self._direct = type(stream) is IOStream
+        self.active = False
+        self.echo_filter: bytes | None = None
+        self.open = True
+
+    def deliver(self, frame: bytes, payload: bytes) -> None:
+        """Write ``frame`` unless it echoes this client's own message; never raises."""
+        if not self.open or payload == self.echo_filter:
+            return
+        self.active = True
+        stream = self._stream
+        queued = stream._write_buffer
+        if queued is None or stream._closed or getattr(self._protocol, "server_terminated", True):
+            return
+        if not queued and self._direct:
+            try:
+                sent = stream.socket.send(frame)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                return  # the read side notices the dead socket and closes it
+            if sent == len(frame):
+                return
+            frame = frame[sent:]
+        elif len(queued) + len(frame) > self._limit:
+            self._overflow()
+            return
+        stream.write(frame)
+
+    def send_text(self, text: str) -> None:
+        """Send one text message outside the fan-out path (replays, heartbeats)."""
+        payload = text.encode()
+        self.deliver(encode_frame(payload), payload)
+
+    def close(self, code: int, reason: str) -> None:
+        if self.open:
+            self.open = False
+            self._owner.close(code, reason)
+
+    def _overflow(self) -> None:
+        log.info("closing slow client: more than %d bytes queued", self._limit)
+        if self._on_slow_close is not None:
+            self._on_slow_close()
+        self.close(CLOSE_TRY_AGAIN_LATER, "client too slow")
+
+
+class ConnectionSet:
+    """Every open connection of the instance: idle heartbeats and drain."""
+
+    def __init__(self) -> None:
+        self._all: dict[Connection, None] = {}
+        self._emptied: asyncio.Event | None = None
+
+    def add(self, conn: Connection) -> None:
+        self._all[conn] = None
+
+    def discard(self, conn: Connection) -> None:
+        self._all.pop(conn, None)
+        if not self._all and self._emptied is not None:
+            self._emptied.set()
+
+    def __len__(self) -> int:
+        return len(self._all)
+
+    def send_idle_heartbeats(self, heartbeat: str) -> int:
+        """Send ``heartbeat`` to connections that sent nothing since the last call."""
+        payload = heartbeat.encode()
+        frame = encode_frame(payload)
+        sent = 0
+        for conn in tuple(self._all):
+            if conn.active:
+                conn.active = False
+            else:
+                conn.deliver(frame, payload)
+                conn.active = False
+                sent += 1
+        return sent
+
+    async def run_heartbeats(self, heartbeat: str, *, interval: float) -> None:
+        """Forever: a socket idle for ``interval`` s gets a heartbeat (ws4redis: 4 s).
+
+        Sweeping every half interval bounds the silence to ``interval`` while
+        the hot path only sets a flag.
+        """
+        while True:
+            await asyncio.sleep(interval / 2)
+            self.send_idle_heartbeats(heartbeat)
+
+    async def drain(self, *, deadline: float) -> bool:
+        """Close every socket with 1001 and wait until gone or ``deadline`` seconds."""
+        self._emptied = asyncio.Event()
+        if not self._all:
+            return True
+        for conn in tuple(self._all):
+            conn.close(CLOSE_GOING_AWAY, "server shutting down")
+        try:
+            await asyncio.wait_for(self._emptied.wait(), deadline)
+        except TimeoutError:
+            log.warning("drain deadline passed with %d sockets open", len(self._all))
+        return not self._all

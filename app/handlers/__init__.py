@@ -1,0 +1,1 @@
+"""Thin Tornado handlers: translate HTTP/WebSocket to service calls and back."""

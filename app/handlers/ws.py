@@ -1,0 +1,159 @@
+"""``/ws/<facility>?<flags>``: the ws4redis WebSocket endpoint.
+
+On the wire there is nothing but ws4redis' contract: last messages replayed on
+open, published messages verbatim, heartbeats. Refusals happen before the
+upgrade (HTTP 400/403 with a one-line reason) or as close codes afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import tornado.websocket
+from tornado.httputil import HTTPServerRequest
+
+from app.channel_policy import (
+    ChannelPlan,
+    ChannelPolicy,
+    parse_flags,
+    plan_channels,
+    validate_facility,
+)
+from app.connections import Connection, ConnectionSet
+from app.errors import BrokerUnavailable, PlayhouseError
+from app.frames import frame_for_payload
+from app.handlers.base import http_status
+from app.metrics import Metrics
+from app.pubsub import PubSub
+from app.types import ANONYMOUS, Identity
+
+__all__ = ["Identify", "Ws4RedisHandler", "WsContext", "anonymous"]
+
+log = logging.getLogger("playhouse.ws")
+
+Identify = Callable[[HTTPServerRequest], Awaitable[Identity]]
+
+
+async def anonymous(request: HTTPServerRequest) -> Identity:
+    """The identity seam before accounts exist: everyone is anonymous."""
+    return ANONYMOUS
+
+
+@dataclass(frozen=True)
+class WsContext:
+    """Everything the endpoint needs, injected once through route kwargs."""
+
+    pubsub: PubSub
+    policy: ChannelPolicy
+    identify: Identify
+    connections: ConnectionSet
+    metrics: Metrics
+    heartbeat: str
+    allowed_origins: frozenset[str]
+    max_outgoing_bytes: int
+    subscribe_timeout: float
+
+
+class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
+    """One client socket: subscribe per flags, replay, relay, publish."""
+
+    ctx: WsContext
+    _plan: ChannelPlan
+    _conn: Connection | None = None
+
+    def initialize(self, ctx: WsContext) -> None:
+        self.ctx = ctx
+
+    async def prepare(self) -> None:
+        facility = self.path_args[0] if self.path_args else ""
+        try:
+            validate_facility(facility)
+            flags = parse_flags(self.request.query)
+            identity = await self.ctx.identify(self.request)
+            names = self.ctx.pubsub.names
+            self._plan = plan_channels(names, self.ctx.policy, identity, facility, flags)
+        except PlayhouseError as error:
+            self.ctx.metrics.rejected.labels(error.code).inc()
+            self.set_status(http_status(error))
+            self.set_header("Content-Type", "text/plain; charset=utf-8")
+            self.finish(f"{error}\n")
+
+    def check_origin(self, origin: str) -> bool:
+        allowed = self.ctx.allowed_origins
+        if "*" in allowed or origin in allowed or super().check_origin(origin):
+            return True
+        self.ctx.metrics.rejected.labels("origin").inc()
+        return False
+
+    async def open(self, *args: str, **kwargs: str) -> None:
+        ctx = self.ctx
+        protocol = self.ws_connection
+        stream = getattr(protocol, "stream", None)
+        assert protocol is not None and stream is not None
+        conn = Connection(
+            self,
+            stream,
+            protocol,
+            max_outgoing_bytes=ctx.max_outgoing_bytes,
+            on_slow_close=ctx.metrics.slow_closes.inc,
+        )
+        self._conn = conn
+        ctx.connections.add(conn)
+        ctx.metrics.connections.inc()
+        waits = ctx.pubsub.registry.attach(conn, self._plan.subscribe)
+        try:
+            await asyncio.wait_for(asyncio.gather(*waits), ctx.subscribe_timeout)
+        except TimeoutError:
+            log.warning(
+                "subscription not confirmed within %.1fs; continuing", ctx.subscribe_timeout
+            )
+        await self._replay(conn)
+
+    async def _replay(self, conn: Connection) -> None:
+        """Send each channel's kept last message (ws4redis ``send_persisted_messages``)."""
+        for channel in self._plan.subscribe:
+            try:
+                kept = await self.ctx.pubsub.broker.last_message(channel)
+            except BrokerUnavailable as error:
+                log.warning("no replay for %s: %s", channel, error)
+                return
+            if kept is not None:
+                conn.deliver(frame_for_payload(kept), kept)
+
+    async def on_message(self, message: str | bytes) -> None:
+        ctx = self.ctx
+        conn = self._conn
+        ctx.metrics.messages_in.inc()
+        if conn is None:
+            return
+        if isinstance(message, bytes):
+            ctx.metrics.rejected.labels("binary").inc()
+            conn.close(1003, "binary frames are not supported")
+            return
+        if ctx.heartbeat and message == ctx.heartbeat:
+            conn.send_text(ctx.heartbeat)
+            return
+        if not self._plan.publish:
+            ctx.metrics.rejected.labels("not_publisher").inc()
+            conn.close(1008, "this connection has no publish-* flag")
+            return
+        payload = message.encode()
+        if not self._plan.echo:
+            conn.echo_filter = payload
+        try:
+            await ctx.pubsub.publish(self._plan.publish, payload)
+        except BrokerUnavailable as error:
+            ctx.metrics.publish_failures.inc()
+            log.warning("client publish dropped: %s", error)
+
+    def on_close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        conn.open = False
+        self.ctx.pubsub.registry.detach(conn, self._plan.subscribe)
+        self.ctx.connections.discard(conn)
+        self.ctx.metrics.connections.dec()

@@ -1,0 +1,76 @@
+"""Prometheus metrics of one instance, on a registry of its own.
+
+Hot paths update counters once per message (``inc(n)``), never per delivery.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["Metrics"]
+
+_FAST_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+class Metrics:
+    """Every metric we export; one instance per application."""
+
+    def __init__(self, instance: str) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        labels = {"instance": instance}
+        r = self.registry
+        self.connections = Gauge(
+            "playhouse_ws_connections", "Open WebSocket connections.", registry=r
+        )
+        self.messages_in = Counter(
+            "playhouse_ws_messages_in", "Client frames received.", registry=r
+        )
+        self.messages_out = Counter(
+            "playhouse_ws_messages_out",
+            "Broker messages dispatched to local subscribers.",
+            registry=r,
+        )
+        self.deliveries = Counter(
+            "playhouse_ws_deliveries",
+            "Frames written to subscribers (one per subscriber).",
+            registry=r,
+        )
+        self.rejected = Counter(
+            "playhouse_ws_rejected", "Client frames or handshakes refused.", ["reason"], registry=r
+        )
+        self.slow_closes = Counter(
+            "playhouse_ws_slow_client_closes",
+            "Sockets closed with 1013 for falling behind.",
+            registry=r,
+        )
+        self.publish_failures = Counter(
+            "playhouse_broker_publish_failures",
+            "Publishes refused by an unavailable broker.",
+            registry=r,
+        )
+        self.broker_reconnects = Counter(
+            "playhouse_broker_reconnects", "Broker subscriber re-connections.", registry=r
+        )
+        self.fanout_seconds = Histogram(
+            "playhouse_fanout_seconds",
+            "Time to write one message to all local subscribers.",
+            buckets=_FAST_BUCKETS,
+            registry=r,
+        )
+        self.ioloop_lag = Histogram(
+            "playhouse_ioloop_lag_seconds",
+            "Event loop scheduling lag.",
+            buckets=_FAST_BUCKETS,
+            registry=r,
+        )
+        self.info = Gauge("playhouse_instance_info", "Instance identity.", ["instance"], registry=r)
+        self.info.labels(**labels).set(1)
+
+    def on_fanout(self, subscribers: int, seconds: float) -> None:
+        """Registry observer: one call per dispatched message."""
+        self.messages_out.inc()
+        self.deliveries.inc(subscribers)
+        self.fanout_seconds.observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

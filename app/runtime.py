@@ -1,0 +1,89 @@
+"""One running instance: HTTP server, background tasks, graceful drain."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import socket
+from collections.abc import Coroutine
+from typing import Any
+
+import tornado.httpserver
+import tornado.netutil
+
+from app import make_app
+from app.config import Settings
+from app.deps import Deps, build_deps
+
+__all__ = ["Instance"]
+
+log = logging.getLogger("playhouse")
+
+
+class Instance:
+    """Owns deps, the listening sockets and the periodic tasks of one process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.deps: Deps | None = None
+        self.port = 0
+        self._server: tornado.httpserver.HTTPServer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self, *, sockets: list[socket.socket] | None = None) -> None:
+        """Build deps and listen; ``sockets`` (pre-bound) are used when given.
+
+        Raises:
+            BrokerUnavailable: Redis is configured but unreachable.
+        """
+        settings = self.settings
+        self.deps = deps = await build_deps(settings)
+        app = make_app(settings, deps)
+        self._server = tornado.httpserver.HTTPServer(app, xheaders=settings.server.xheaders)
+        if sockets is None:
+            sockets = tornado.netutil.bind_sockets(settings.server.port, settings.server.host)
+        self._server.add_sockets(sockets)
+        self.port = sockets[0].getsockname()[1]
+        heartbeat = settings.ws4redis.heartbeat
+        if heartbeat:
+            interval = settings.limits.heartbeat_interval
+            self._spawn(deps.connections.run_heartbeats(heartbeat, interval=interval))
+        self._spawn(self._watch_loop_lag())
+        # Start-up garbage is permanent: move it out of the collector's way.
+        gc.collect()
+        gc.freeze()
+        log.info("instance %s listening on port %d", deps.instance_id, self.port)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        self._tasks.append(asyncio.create_task(coro))
+
+    async def _watch_loop_lag(self, *, interval: float = 0.25) -> None:
+        assert self.deps is not None
+        histogram = self.deps.metrics.ioloop_lag
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await asyncio.sleep(interval)
+            histogram.observe(max(0.0, loop.time() - started - interval))
+
+    async def drain(self) -> bool:
+        """Fail readiness, stop accepting, close sockets with 1001; True if all closed."""
+        assert self.deps is not None
+        self.deps.draining = True
+        if self._server is not None:
+            self._server.stop()
+        closed = await self.deps.connections.drain(deadline=self.settings.server.drain_seconds)
+        return closed
+
+    async def stop(self) -> None:
+        """Stop tasks and close dependencies (after :meth:`drain` for a clean exit)."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._server is not None:
+            self._server.stop()
+            await self._server.close_all_connections()
+        if self.deps is not None:
+            await self.deps.close()
