@@ -228,7 +228,9 @@ def load_settings(
     sections = _sections()
     for dotted, value in (overrides or {}).items():
         section, _, key = dotted.partition(".")
-        types = _key_types(sections[section])
+        types = _key_types(sections[section]) if section in sections else {}
+        if key not in types:
+            raise ConfigError(f"unknown config key {dotted!r}")
         _merge(merged, section, key, _check_value(dotted, value, types[key]))
     built = {name: cls(**merged.get(name, {})) for name, cls in sections.items()}
     settings = Settings(**built)

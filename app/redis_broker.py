@@ -1,8 +1,8 @@
 """RedisBroker: the :class:`~app.pubsub.Broker` contract over Redis pub/sub.
 
-One subscriber connection per instance. SUBSCRIBE/UNSUBSCRIBE commands are
-queued and sent in call order by one writer task; one reader task parses
-replies (hiredis) and hands messages to the handler. When the connection
+One subscriber connection per instance (:class:`~app.redis_link.SubscriberLink`).
+SUBSCRIBE/UNSUBSCRIBE commands are written in call order; one reader task
+parses replies (hiredis) and hands messages to the handler. When the connection
 drops, the broker reconnects with capped exponential backoff and jitter and
 re-subscribes every channel that still has local subscribers. Publishing uses
 a separate pooled client that fails fast (no retries) while Redis is down.
@@ -13,26 +13,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import random
 from collections import deque
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
-from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from app.errors import BrokerUnavailable
 from app.pubsub import MessageHandler
+from app.redis_link import SubscriberLink
 
 __all__ = ["RedisBroker", "safe_url"]
 
 log = logging.getLogger("playhouse.redis")
 
 _SUBSCRIBE_BATCH = 500
+_KEEPALIVE = 5.0  # seconds of silence before a PING on the subscriber link
 
 
 def safe_url(url: str) -> str:
@@ -73,13 +73,12 @@ class RedisBroker:
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),
             health_check_interval=0,
+            protocol=2,  # pub/sub replies as plain arrays on the subscriber link
         )
         self._handler: MessageHandler | None = None
         self._wanted: set[str] = set()
         self._pending: dict[str, deque[asyncio.Future[None]]] = {}
-        self._commands: deque[tuple[bytes, str]] = deque()
-        self._wake = asyncio.Event()
-        self._conn: AbstractConnection | None = None
+        self._link: SubscriberLink | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._was_connected = False
@@ -99,8 +98,9 @@ class RedisBroker:
         self._closing = True
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # wait() never raises, so a cancellation aimed at *our* caller
+            # is not swallowed here.
+            await asyncio.wait([self._task])
         await self._drop_connection()
         await self._client.aclose()
 
@@ -109,7 +109,7 @@ class RedisBroker:
             if expire > 0:
                 async with self._client.pipeline(transaction=False) as pipe:
                     pipe.publish(channel, message)
-                    pipe.setex(channel, expire, message)
+                    pipe.set(channel, message, ex=expire)  # SETEX, as ws4redis
                     await pipe.execute()
             else:
                 await self._client.publish(channel, message)
@@ -122,12 +122,12 @@ class RedisBroker:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.setdefault(channel, deque()).append(done)
         self._wanted.add(channel)
-        self._queue(b"SUBSCRIBE", channel)
+        self._queue("SUBSCRIBE", channel)
         return done
 
     def unsubscribe(self, channel: str) -> None:
         self._wanted.discard(channel)
-        self._queue(b"UNSUBSCRIBE", channel)
+        self._queue("UNSUBSCRIBE", channel)
 
     async def last_message(self, channel: str) -> bytes | None:
         try:
@@ -146,10 +146,13 @@ class RedisBroker:
     def subscribed_channels(self) -> frozenset[str]:
         return frozenset(self._wanted)
 
-    def _queue(self, command: bytes, channel: str) -> None:
-        if self._conn is not None:
-            self._commands.append((command, channel))
-            self._wake.set()
+    def _queue(self, command: str, channel: str) -> None:
+        link = self._link
+        if link is None:
+            return  # re-subscribed from ``_wanted`` on connect
+        # On a dead link the reader notices and reconnects from ``_wanted``.
+        with contextlib.suppress(ConnectionError, OSError):
+            link.send(command, channel)
 
     async def _run(self) -> None:
         """Connect, serve, and reconnect with backoff until closed."""
@@ -158,14 +161,16 @@ class RedisBroker:
             try:
                 await self._connect()
                 attempt = 0
-                await self._serve()
+                await self._read_loop()
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError, ConnectionError) as exc:
+            except (RedisError, OSError, ConnectionError, TimeoutError) as exc:
                 if self._closing:
                     return
                 log.warning("redis subscriber connection lost: %s", exc)
             except Exception:
+                if self._closing:
+                    return
                 log.exception("redis subscriber failed")
             self.connected.clear()
             await self._drop_connection()
@@ -174,64 +179,46 @@ class RedisBroker:
             await asyncio.sleep(delay)
 
     async def _connect(self) -> None:
-        pool = self._client.connection_pool
-        conn = pool.connection_class(**pool.connection_kwargs)
-        await conn.connect()  # type: ignore[no-untyped-call]
-        self._commands.clear()
-        self._conn = conn
+        link = SubscriberLink(self.url, timeout=self._timeout)
+        await link.connect()
+        self._link = link
         wanted = sorted(self._wanted)
         for channel in list(self._pending):
             if channel not in self._wanted:
                 self._resolve(channel)
         for i in range(0, len(wanted), _SUBSCRIBE_BATCH):
-            await conn.send_command("SUBSCRIBE", *wanted[i : i + _SUBSCRIBE_BATCH])
-        if not wanted:
-            await conn.send_command("PING")
+            link.send("SUBSCRIBE", *wanted[i : i + _SUBSCRIBE_BATCH])
         self.connected.set()
         if self._on_reconnect is not None and self._was_connected:
             self._on_reconnect()
         self._was_connected = True
 
-    async def _serve(self) -> None:
-        writer = asyncio.create_task(self._write_loop(), name="redis-subscriber-writer")
-        try:
-            await self._read_loop()
-        finally:
-            writer.cancel()
-
-    async def _write_loop(self) -> None:
-        conn = self._conn
-        assert conn is not None
-        while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=5.0)
-            except TimeoutError:
-                await conn.send_command("PING")  # keeps dead links detectable
-                continue
-            self._wake.clear()
-            while self._commands:
-                command, first = self._commands.popleft()
-                channels = [first]
-                while self._commands and self._commands[0][0] == command and len(channels) < 500:
-                    channels.append(self._commands.popleft()[1])
-                await conn.send_command(command, *channels)
-
     async def _read_loop(self) -> None:
-        conn = self._conn
-        assert conn is not None
+        link = self._link
+        assert link is not None
+        silent = 0
         while True:
-            reply = await conn.read_response(timeout=math.inf)
-            if not isinstance(reply, list) or not reply:
+            replies = await link.read_replies(idle=_KEEPALIVE)
+            if not replies:
+                silent += 1
+                if silent > 2:
+                    raise ConnectionError("no reply to PING from Redis")
+                link.send("PING")  # a dead link shows up as a timeout
                 continue
-            kind = reply[0]
-            if kind == b"message":
-                if self._handler is not None:
-                    try:
-                        self._handler(reply[1].decode(), reply[2])
-                    except Exception:
-                        log.exception("message handler failed on %r", reply[1])
-            elif kind == b"subscribe":
-                self._resolve(reply[1].decode())
+            silent = 0
+            for reply in replies:
+                kind = reply[0] if isinstance(reply, list) and reply else None
+                if kind == b"message":
+                    handler = self._handler
+                    if handler is not None:
+                        try:
+                            handler(reply[1].decode(), reply[2])
+                        except Exception:
+                            log.exception("message handler failed on %r", reply[1])
+                elif kind == b"subscribe":
+                    self._resolve(reply[1].decode())
+                elif isinstance(reply, Exception):
+                    log.warning("redis subscriber error reply: %s", reply)
 
     def _resolve(self, channel: str) -> None:
         """Wake everyone waiting for ``channel`` to become active."""
@@ -240,7 +227,6 @@ class RedisBroker:
                 waiter.set_result(None)
 
     async def _drop_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await conn.disconnect()
+        link, self._link = self._link, None
+        if link is not None:
+            await link.close()

@@ -1,0 +1,66 @@
+"""Shared fixtures: a private redis-server, and in-process Playhouse instances."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from app.config import load_settings
+from app.runtime import Instance
+from tests.support import ROOT, RedisProcess, redis_process
+
+MakeInstance = Callable[..., Any]
+
+
+@pytest.fixture(scope="session")
+def redis_session() -> Iterator[RedisProcess]:
+    """One redis-server for the whole run (tests that kill it use ``redis_private``)."""
+    with redis_process() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_server(redis_session: RedisProcess) -> Iterator[RedisProcess]:
+    redis_session.client().flushall()
+    yield redis_session
+
+
+@pytest.fixture
+def redis_private() -> Iterator[RedisProcess]:
+    """A redis-server of this test alone: free to kill and restart."""
+    with redis_process() as server:
+        yield server
+
+
+@pytest.fixture
+async def make_instance() -> AsyncIterator[MakeInstance]:
+    """Factory: ``await make_instance(**{"section.key": value})`` → started Instance."""
+    started: list[Instance] = []
+
+    async def make(**overrides: Any) -> Instance:
+        values = {"server.port": 0, "server.host": "127.0.0.1", **overrides}
+        settings = load_settings(ROOT / "config.toml", environ={}, overrides=values)
+        instance = Instance(settings)
+        await instance.start()
+        started.append(instance)
+        return instance
+
+    yield make
+    for instance in reversed(started):
+        with contextlib.suppress(Exception):
+            await instance.stop()
+
+
+def ws_url(instance: Instance, path: str) -> str:
+    return f"ws://127.0.0.1:{instance.port}{path}"
+
+
+def http_url(instance: Instance, path: str) -> str:
+    return f"http://127.0.0.1:{instance.port}{path}"
+
+
+__all__ = ["MakeInstance", "http_url", "replace", "ws_url"]
