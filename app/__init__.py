@@ -45,7 +45,7 @@ def make_app(settings: Settings, deps: Deps) -> tornado.web.Application:
         cookie_secret=deps.cookie_secret,
         xsrf_cookies=True,
         debug=settings.server.debug,
-        websocket_ping_interval=limits.ping_interval or None,
-        websocket_ping_timeout=limits.ping_timeout or None,
+        # Pings run in one sweep for all sockets (ConnectionSet.run_pings).
+        websocket_ping_interval=None,
         websocket_max_message_size=limits.max_message_bytes,
     )

@@ -23,6 +23,7 @@ log = logging.getLogger("playhouse.ws")
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_TRY_AGAIN_LATER = 1013
+PING_FRAME = b"\x89\x00"
 
 
 class Closable(Protocol):
@@ -48,8 +49,10 @@ class Connection:
         "_protocol",
         "_stream",
         "active",
+        "alive",
         "echo_filter",
         "open",
+        "pinged_at",
     )
 
     def __init__(
@@ -71,6 +74,8 @@ class Connection:
         self.active = False
         self.echo_filter: bytes | None = None
         self.open = True
+        self.alive = True  # a pong or message arrived since the last ping
+        self.pinged_at = 0.0
 
     def deliver(self, frame: bytes, payload: bytes) -> None:
         """Write ``frame`` unless it echoes this client's own message; never raises."""
@@ -105,6 +110,11 @@ class Connection:
         if self.open:
             self.open = False
             self._owner.close(code, reason)
+
+    def abort(self) -> None:
+        """Drop the TCP connection at once (a dead peer gets no close handshake)."""
+        self.open = False
+        self._stream.close()
 
     def _overflow(self) -> None:
         log.info("closing slow client: more than %d bytes queued", self._limit)
@@ -154,6 +164,38 @@ class ConnectionSet:
         while True:
             await asyncio.sleep(interval / 2)
             self.send_idle_heartbeats(heartbeat)
+
+    def ping_sweep(self, *, now: float, interval: float, timeout: float) -> int:
+        """Abort peers silent ``timeout`` s after a ping; ping those due. Returns aborts."""
+        aborted = 0
+        for conn in tuple(self._all):
+            if conn.alive:
+                if now - conn.pinged_at >= interval:
+                    conn.alive = False
+                    conn.pinged_at = now
+                    idle = not conn.active  # a ping is not traffic for heartbeats
+                    conn.deliver(PING_FRAME, PING_FRAME)
+                    conn.active = not idle
+            elif now - conn.pinged_at >= timeout:
+                conn.abort()
+                aborted += 1
+        return aborted
+
+    async def run_pings(
+        self, *, interval: float, pong_timeout: float, on_timeout: Callable[[int], None]
+    ) -> None:
+        """Forever: protocol pings; a peer that answers nothing is reaped.
+
+        One sweep for all sockets instead of a coroutine per socket; a dead
+        peer is dropped within ``interval + pong_timeout`` plus one sweep period.
+        """
+        loop = asyncio.get_running_loop()
+        period = min(interval, pong_timeout) / 4
+        while True:
+            await asyncio.sleep(period)
+            aborted = self.ping_sweep(now=loop.time(), interval=interval, timeout=pong_timeout)
+            if aborted:
+                on_timeout(aborted)
 
     async def drain(self, *, deadline: float) -> bool:
         """Close every socket with 1001 and wait until gone or ``deadline`` seconds."""

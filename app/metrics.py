@@ -43,6 +43,9 @@ class Metrics:
             "Sockets closed with 1013 for falling behind.",
             registry=r,
         )
+        self.ping_timeouts = Counter(
+            "playhouse_ws_ping_timeouts", "Sockets dropped for not answering pings.", registry=r
+        )
         self.publish_failures = Counter(
             "playhouse_broker_publish_failures",
             "Publishes refused by an unavailable broker.",

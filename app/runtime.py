@@ -49,6 +49,15 @@ class Instance:
         if heartbeat:
             interval = settings.limits.heartbeat_interval
             self._spawn(deps.connections.run_heartbeats(heartbeat, interval=interval))
+        limits = settings.limits
+        if limits.ping_interval > 0:
+            self._spawn(
+                deps.connections.run_pings(
+                    interval=limits.ping_interval,
+                    pong_timeout=limits.ping_timeout or limits.ping_interval,
+                    on_timeout=deps.metrics.ping_timeouts.inc,
+                )
+            )
         self._spawn(self._watch_loop_lag())
         # Start-up garbage is permanent: move it out of the collector's way.
         gc.collect()

@@ -122,3 +122,54 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLAYHOUSE_")}
     env.update(extra)
     return env
+
+
+async def raw_websocket(
+    port: int, path: str, *, rcvbuf: int | None = None
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A hand-made WebSocket client that does only what the test tells it.
+
+    Used to play clients that stop reading or never answer pings.
+    """
+    sock = socket.socket()
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.setblocking(False)
+    await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port)), 5)
+    reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 20)
+    writer.write(
+        (
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return reader, writer
+
+
+async def read_until_closed(
+    reader: asyncio.StreamReader, timeout: float = 5.0, *, close_frame: bool = False
+) -> bytes:
+    """What the server sends until it closes TCP (or, with ``close_frame``, sends a close frame)."""
+    data = b""
+    async with asyncio.timeout(timeout):
+        while chunk := await reader.read(65536):
+            data += chunk
+            if close_frame and b"\x88" in data:
+                break
+    return data
+
+
+def masked_frame(payload: bytes, opcode: int = 0x1, *, fin: bool = True) -> bytes:
+    """A client frame (masked with a zero key, so the payload stays readable)."""
+    first = (0x80 if fin else 0) | opcode
+    size = len(payload)
+    if size < 126:
+        header = bytes((first, 0x80 | size))
+    elif size <= 0xFFFF:
+        header = bytes((first, 0x80 | 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((first, 0x80 | 127)) + size.to_bytes(8, "big")
+    return header + b"\x00\x00\x00\x00" + payload

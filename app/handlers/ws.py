@@ -129,6 +129,7 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
         ctx.metrics.messages_in.inc()
         if conn is None:
             return
+        conn.alive = True
         if isinstance(message, bytes):
             ctx.metrics.rejected.labels("binary").inc()
             conn.close(1003, "binary frames are not supported")
@@ -148,6 +149,10 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
         except BrokerUnavailable as error:
             ctx.metrics.publish_failures.inc()
             log.warning("client publish dropped: %s", error)
+
+    def on_pong(self, data: bytes) -> None:
+        if self._conn is not None:
+            self._conn.alive = True
 
     def on_close(self) -> None:
         conn, self._conn = self._conn, None
