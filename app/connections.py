@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from tornado.iostream import IOStream
+from tornado.websocket import WebSocketProtocol
 
 from app.frames import encode_frame
 
@@ -59,7 +60,7 @@ class Connection:
         self,
         owner: Closable,
         stream: IOStream,
-        protocol: object,
+        protocol: WebSocketProtocol,
         *,
         max_outgoing_bytes: int,
         on_slow_close: Callable[[], None] | None = None,
@@ -84,7 +85,7 @@ class Connection:
         self.active = True
         stream = self._stream
         queued = stream._write_buffer
-        if queued is None or stream._closed or getattr(self._protocol, "server_terminated", True):
+        if queued is None or stream._closed or self._protocol.server_terminated:
             return
         if not queued and self._direct:
             try:
