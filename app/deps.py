@@ -57,7 +57,8 @@ async def build_deps(settings: Settings) -> Deps:
     instance_id = settings.server.instance_id or f"{socket.gethostname()}-{os.getpid()}"
     metrics = Metrics(instance_id)
     broker = _make_broker(settings, metrics)
-    registry = Registry(broker, on_fanout=metrics.on_fanout)
+    heartbeat = settings.ws4redis.heartbeat.encode()
+    registry = Registry(broker, on_fanout=metrics.on_fanout, ignored=frozenset((b"", heartbeat)))
     await broker.start()
     pubsub = PubSub(
         broker,

@@ -176,6 +176,8 @@ class Registry:
         broker: subscribed on a channel's first local subscriber and
             unsubscribed after its last.
         on_fanout: optional ``(subscriber_count, seconds)`` observer.
+        ignored: payloads never delivered; ws4redis drops empty messages and
+            messages equal to the heartbeat (``RedisMessage`` turns them into None).
     """
 
     def __init__(
@@ -183,8 +185,10 @@ class Registry:
         broker: Broker,
         *,
         on_fanout: Callable[[int, float], None] | None = None,
+        ignored: frozenset[bytes] = frozenset((b"",)),
     ) -> None:
         self._broker = broker
+        self.ignored = ignored
         self._subs: dict[str, dict[Subscriber, None]] = {}
         self._ready: dict[str, Awaitable[None]] = {}
         self._on_fanout = on_fanout
@@ -217,7 +221,7 @@ class Registry:
     def dispatch(self, channel: str, payload: bytes) -> None:
         """Encode ``payload`` once and deliver it to every local subscriber."""
         subs = self._subs.get(channel)
-        if not subs:
+        if not subs or payload in self.ignored:
             return
         started = time.perf_counter()
         frame = frame_for_payload(payload)

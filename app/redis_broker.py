@@ -100,7 +100,7 @@ class RedisBroker:
             self._task.cancel()
             # wait() never raises, so a cancellation aimed at *our* caller
             # is not swallowed here.
-            await asyncio.wait([self._task])
+            await asyncio.wait([self._task], timeout=self._timeout + 1)
         await self._drop_connection()
         await self._client.aclose()
 

@@ -81,8 +81,11 @@ class SubscriberLink:
         if replies:
             return replies
         assert self._reader is not None
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+        # cancellation that races with arriving data, and close() would hang.
         try:
-            data = await asyncio.wait_for(self._reader.read(1 << 16), idle)
+            async with asyncio.timeout(idle):
+                data = await self._reader.read(1 << 16)
         except TimeoutError:
             return []
         if not data:

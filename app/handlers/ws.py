@@ -120,7 +120,7 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
             except BrokerUnavailable as error:
                 log.warning("no replay for %s: %s", channel, error)
                 return
-            if kept is not None:
+            if kept is not None and kept not in self.ctx.pubsub.registry.ignored:
                 conn.deliver(frame_for_payload(kept), kept)
 
     async def on_message(self, message: str | bytes) -> None:
@@ -137,6 +137,8 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
         if ctx.heartbeat and message == ctx.heartbeat:
             conn.send_text(ctx.heartbeat)
             return
+        if not message:
+            return  # ws4redis publishes nothing for an empty message
         if not self._plan.publish:
             ctx.metrics.rejected.labels("not_publisher").inc()
             conn.close(1008, "this connection has no publish-* flag")

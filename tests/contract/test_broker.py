@@ -175,3 +175,22 @@ async def test_redis_restart_resubscribes_and_publish_fails_fast(
         await wait_until(lambda: sub.payloads == [b"after restart"], what="delivery after restart")
     finally:
         await broker.close()
+
+
+@pytest.mark.parametrize("yields", [0, 1, 2, 3])
+async def test_redis_close_never_hangs_after_unsubscribe(
+    redis_server: RedisProcess, yields: int
+) -> None:
+    """The UNSUBSCRIBE reply racing close() must not swallow the cancellation."""
+    for _ in range(10):
+        broker = RedisBroker(redis_server.url, timeout=1.0)
+        await broker.start()
+        registry = Registry(broker)
+        sub = Recorder()
+        await asyncio.gather(*registry.attach(sub, ["racy"]))
+        registry.detach(sub, ["racy"])
+        for _ in range(yields):
+            await asyncio.sleep(0)
+        started = time.monotonic()
+        await asyncio.wait_for(broker.close(), 5)
+        assert time.monotonic() - started < 1.0

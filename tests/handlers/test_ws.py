@@ -250,3 +250,15 @@ async def test_health_ready_and_metrics(started: Any) -> None:
     with pytest.raises(HTTPClientError) as caught:
         await client.fetch(http_url(instance, "/readyz"))
     assert caught.value.code == 503
+
+
+async def test_empty_and_heartbeat_payloads_are_not_delivered(started: Any) -> None:
+    """As ws4redis' RedisMessage: empty and heartbeat-equal messages are dropped."""
+    instance = await started(**{"limits.heartbeat_interval": 60.0})
+    await published(instance, "notifications", HEARTBEAT, broadcast=True)  # kept, but not replayed
+    client = await ws_open(ws_url(instance, "/ws/notifications?subscribe-broadcast"))
+    await subscribed(instance, "broadcast:notifications")
+    await published(instance, "notifications", "", broadcast=True)
+    await published(instance, "notifications", HEARTBEAT, broadcast=True)
+    await published(instance, "notifications", "real", broadcast=True)
+    assert await recv(client) == "real"
