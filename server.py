@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from app.config import ConfigError, Settings, load_settings
+from app.deps import instance_name
 from app.errors import BrokerUnavailable
 from app.runtime import Instance
 
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(
         level=logging.DEBUG if settings.server.debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s {instance_name(settings)} %(levelname)s %(name)s: %(message)s",
     )
     raise_fd_limit()
     return asyncio.run(serve(settings))

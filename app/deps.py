@@ -15,7 +15,7 @@ from app.metrics import Metrics
 from app.pubsub import Broker, ChannelNames, LocalBroker, PubSub, Registry
 from app.redis_broker import RedisBroker
 
-__all__ = ["Deps", "build_deps"]
+__all__ = ["Deps", "build_deps", "instance_name"]
 
 
 @dataclass
@@ -48,13 +48,18 @@ def _make_broker(settings: Settings, metrics: Metrics) -> Broker:
     )
 
 
+def instance_name(settings: Settings) -> str:
+    """``server.instance_id``, or host name and pid when it is empty."""
+    return settings.server.instance_id or f"{socket.gethostname()}-{os.getpid()}"
+
+
 async def build_deps(settings: Settings) -> Deps:
     """Create and start every dependency.
 
     Raises:
         BrokerUnavailable: Redis is configured but unreachable.
     """
-    instance_id = settings.server.instance_id or f"{socket.gethostname()}-{os.getpid()}"
+    instance_id = instance_name(settings)
     metrics = Metrics(instance_id)
     broker = _make_broker(settings, metrics)
     heartbeat = settings.ws4redis.heartbeat.encode()

@@ -71,7 +71,9 @@ class RedisBroker:
             url,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
+            # One immediate retry: a pooled connection may be stale after a Redis
+            # restart; a Redis that is really down still fails fast (twice).
+            retry=Retry(NoBackoff(), 1),
             health_check_interval=0,
             protocol=2,  # pub/sub replies as plain arrays on the subscriber link
         )

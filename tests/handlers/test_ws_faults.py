@@ -6,11 +6,12 @@ import asyncio
 import time
 
 import pytest
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
 from app.connections import Connection
 from app.errors import BrokerUnavailable
 from app.runtime import Instance
-from tests.conftest import MakeInstance, ws_url
+from tests.conftest import MakeInstance, http_url, ws_url
 from tests.support import (
     RedisProcess,
     raw_websocket,
@@ -140,6 +141,10 @@ async def test_redis_killed_mid_stream(
     assert (
         client.protocol is not None and not client.protocol.client_terminated
     )  # socket stays open
+    with pytest.raises(HTTPClientError) as not_ready:
+        await AsyncHTTPClient().fetch(http_url(instance, "/readyz"))
+    assert not_ready.value.code == 503
+    assert b'"broker":false' in not_ready.value.response.body  # type: ignore[union-attr]
 
     redis_private.start()
     returned = time.monotonic()
@@ -153,6 +158,8 @@ async def test_redis_killed_mid_stream(
     assert message == "after"
     assert time.monotonic() - returned < 5
     assert deps.metrics.broker_reconnects._value.get() >= 1
+    ready = await AsyncHTTPClient().fetch(http_url(instance, "/readyz"))
+    assert ready.code == 200
 
 
 async def test_broadcast_crosses_instances_through_redis(
