@@ -8,8 +8,20 @@ import tornado.web
 
 from app.config import Settings
 from app.deps import Deps
+from app.handlers.admin import AdminPage, BroadcastApi
+from app.handlers.auth import (
+    LoginApi,
+    LoginPage,
+    LogoutApi,
+    LogoutPage,
+    MeApi,
+    RegisterApi,
+    RegisterPage,
+    XsrfApi,
+)
+from app.handlers.context import WebContext
 from app.handlers.health import HealthHandler, MetricsHandler, ReadyHandler
-from app.handlers.pages import IndexHandler
+from app.handlers.pages import IndexHandler, NotFoundHandler
 from app.handlers.ws import Ws4RedisHandler, WsContext
 
 __all__ = ["ROOT", "make_app"]
@@ -30,10 +42,32 @@ def make_app(settings: Settings, deps: Deps) -> tornado.web.Application:
         max_outgoing_bytes=settings.limits.max_outgoing_bytes,
         subscribe_timeout=settings.redis.timeout,
     )
+    web = {
+        "web": WebContext(
+            accounts=deps.accounts,
+            notices=deps.notices,
+            control=deps.control,
+            connections=deps.connections,
+            session_ttl=settings.security.session_ttl,
+            heartbeat=settings.ws4redis.heartbeat,
+            admin_token=settings.admin.token,
+        )
+    }
+    ready = {"checks": {"broker": deps.pubsub.broker.ping, "storage": deps.storage.ping}}
     handlers = [
-        (r"/", IndexHandler, {"heartbeat": settings.ws4redis.heartbeat}),
+        (r"/", IndexHandler, web),
+        (r"/login", LoginPage, web),
+        (r"/register", RegisterPage, web),
+        (r"/logout", LogoutPage, web),
+        (r"/admin", AdminPage, web),
+        (r"/api/xsrf", XsrfApi, web),
+        (r"/api/me", MeApi, web),
+        (r"/api/register", RegisterApi, web),
+        (r"/api/login", LoginApi, web),
+        (r"/api/logout", LogoutApi, web),
+        (r"/api/admin/broadcast", BroadcastApi, web),
         (r"/healthz", HealthHandler),
-        (r"/readyz", ReadyHandler, {"broker": deps.pubsub.broker, "draining": deps.is_draining}),
+        (r"/readyz", ReadyHandler, {**ready, "draining": deps.is_draining}),
         (r"/metrics", MetricsHandler, {"metrics": deps.metrics}),
         (r"/ws/(.*)", Ws4RedisHandler, {"ctx": ws}),
     ]
@@ -48,4 +82,6 @@ def make_app(settings: Settings, deps: Deps) -> tornado.web.Application:
         # Pings run in one sweep for all sockets (ConnectionSet.run_pings).
         websocket_ping_interval=None,
         websocket_max_message_size=limits.max_message_bytes,
+        default_handler_class=NotFoundHandler,
+        default_handler_args=web,
     )

@@ -68,7 +68,9 @@ class ChannelPolicy(Protocol):
 
 @dataclass(frozen=True)
 class DefaultPolicy:
-    """Anonymous: subscribe-broadcast on public facilities. Users: their own channels.
+    """Anonymous: subscribe-broadcast on public facilities. Users: any broadcast.
+
+    Everyone may ask for subscribe-user/group/session; they mean one's own channels.
 
     ``publish-*`` only on facilities listed in ``channels.publishable``, which
     are also open to ``subscribe-broadcast`` for everyone.
@@ -78,10 +80,10 @@ class DefaultPolicy:
     publishable: frozenset[str]
 
     def allowed_flags(self, identity: Identity, facility: str) -> frozenset[str]:
-        allowed = {"echo"}
-        if identity.authenticated:
-            allowed.update(SUBSCRIBE_FLAGS)
-        elif facility in self.public or facility in self.publishable:
+        # Own user/group/session channels are always allowed: they resolve to the
+        # identity's own channels only, and to none at all for anonymous visitors.
+        allowed = {"echo", "subscribe-user", "subscribe-group", "subscribe-session"}
+        if identity.authenticated or facility in self.public or facility in self.publishable:
             allowed.add("subscribe-broadcast")
         if facility in self.publishable:
             allowed.add("publish-broadcast")

@@ -56,6 +56,9 @@ class RedisSettings:
 @dataclass(frozen=True)
 class MongoSettings:
     url: str = ""
+    database: str = "playhouse"
+    data_dir: str = "data/mongo"
+    timeout: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,11 @@ class ChannelSettings:
 class SecuritySettings:
     allowed_origins: tuple[str, ...] = ()
     bcrypt_rounds: int = 12
+    session_ttl: float = 1209600.0
+    login_attempts_per_user: int = 10
+    login_attempts_per_ip: int = 50
+    registrations_per_ip: int = 20
+    rate_window: int = 60
 
 
 @dataclass(frozen=True)
@@ -249,5 +257,7 @@ def _validate(settings: Settings) -> None:
         )
     if settings.limits.max_message_bytes < 1:
         raise ConfigError("config key 'limits.max_message_bytes' must be positive")
+    if not 4 <= settings.security.bcrypt_rounds <= 31:
+        raise ConfigError("config key 'security.bcrypt_rounds' must be 4-31")
     if settings.ws4redis.expire < 0:
         raise ConfigError("config key 'ws4redis.expire' must be >= 0")

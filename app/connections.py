@@ -54,6 +54,7 @@ class Connection:
         "echo_filter",
         "open",
         "pinged_at",
+        "session_key",
     )
 
     def __init__(
@@ -77,6 +78,7 @@ class Connection:
         self.open = True
         self.alive = True  # a pong or message arrived since the last ping
         self.pinged_at = 0.0
+        self.session_key: str | None = None
 
     def deliver(self, frame: bytes, payload: bytes) -> None:
         """Write ``frame`` unless it echoes this client's own message; never raises."""
@@ -141,6 +143,13 @@ class ConnectionSet:
 
     def __len__(self) -> int:
         return len(self._all)
+
+    def close_session(self, session_key: str) -> int:
+        """Close (1008) every socket opened with ``session_key``; returns how many."""
+        doomed = [c for c in self._all if c.session_key == session_key]
+        for conn in doomed:
+            conn.close(1008, "logged out")
+        return len(doomed)
 
     def send_idle_heartbeats(self, heartbeat: str) -> int:
         """Send ``heartbeat`` to connections that sent nothing since the last call."""

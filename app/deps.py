@@ -7,13 +7,23 @@ import secrets
 import socket
 from dataclasses import dataclass, field
 
+import tornado.web
+
 from app.channel_policy import ChannelPolicy, DefaultPolicy
 from app.config import Settings
 from app.connections import ConnectionSet
-from app.handlers.ws import Identify, anonymous
+from app.control import ControlChannel
+from app.handlers.base import SESSION_COOKIE
+from app.handlers.ws import Identify
 from app.metrics import Metrics
+from app.passwords import PasswordHasher
 from app.pubsub import Broker, ChannelNames, LocalBroker, PubSub, Registry
+from app.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter
 from app.redis_broker import RedisBroker
+from app.services.accounts import Accounts, LoginLimits
+from app.services.notices import Notices
+from app.storage.mongo import MongoStorage
+from app.types import Identity
 
 __all__ = ["Deps", "build_deps", "instance_name"]
 
@@ -29,6 +39,11 @@ class Deps:
     policy: ChannelPolicy
     identify: Identify
     connections: ConnectionSet
+    storage: MongoStorage
+    hasher: PasswordHasher
+    accounts: Accounts
+    notices: Notices
+    control: ControlChannel
     draining: bool = field(default=False)
 
     def is_draining(self) -> bool:
@@ -36,6 +51,13 @@ class Deps:
 
     async def close(self) -> None:
         await self.pubsub.broker.close()
+        await self.storage.close()
+        self.hasher.close()
+
+
+def instance_name(settings: Settings) -> str:
+    """``server.instance_id``, or host name and pid when it is empty."""
+    return settings.server.instance_id or f"{socket.gethostname()}-{os.getpid()}"
 
 
 def _make_broker(settings: Settings, metrics: Metrics) -> Broker:
@@ -48,39 +70,69 @@ def _make_broker(settings: Settings, metrics: Metrics) -> Broker:
     )
 
 
-def instance_name(settings: Settings) -> str:
-    """``server.instance_id``, or host name and pid when it is empty."""
-    return settings.server.instance_id or f"{socket.gethostname()}-{os.getpid()}"
+def _make_limiter(settings: Settings, broker: Broker) -> RateLimiter:
+    if isinstance(broker, RedisBroker):
+        return RedisRateLimiter(broker.client, prefix=settings.ws4redis.prefix)
+    return LocalRateLimiter()
 
 
-async def build_deps(settings: Settings) -> Deps:
+def _identify(accounts: Accounts) -> Identify:
+    async def identify(handler: tornado.web.RequestHandler) -> Identity:
+        raw = handler.get_signed_cookie(SESSION_COOKIE, max_age_days=366)
+        return await accounts.identity(raw.decode() if raw else None)
+
+    return identify
+
+
+async def build_deps(settings: Settings, *, mongo_url: str) -> Deps:
     """Create and start every dependency.
 
     Raises:
         BrokerUnavailable: Redis is configured but unreachable.
+        StorageUnavailable: MongoDB is unreachable.
     """
-    instance_id = instance_name(settings)
-    metrics = Metrics(instance_id)
+    metrics = Metrics(instance_name(settings))
     broker = _make_broker(settings, metrics)
     heartbeat = settings.ws4redis.heartbeat.encode()
     registry = Registry(broker, on_fanout=metrics.on_fanout, ignored=frozenset((b"", heartbeat)))
+    storage = MongoStorage(
+        mongo_url, database=settings.mongodb.database, timeout=settings.mongodb.timeout
+    )
     await broker.start()
-    pubsub = PubSub(
-        broker,
-        ChannelNames(settings.ws4redis.prefix),
-        expire=settings.ws4redis.expire,
-        registry=registry,
+    await storage.ensure_indexes()
+    names = ChannelNames(settings.ws4redis.prefix)
+    pubsub = PubSub(broker, names, expire=settings.ws4redis.expire, registry=registry)
+    security = settings.security
+    hasher = PasswordHasher(rounds=security.bcrypt_rounds, workers=os.cpu_count() or 2)
+    accounts = Accounts(
+        storage,
+        hasher,
+        _make_limiter(settings, broker),
+        session_ttl=security.session_ttl,
+        limits=LoginLimits(
+            per_user=security.login_attempts_per_user,
+            per_ip=security.login_attempts_per_ip,
+            registrations_per_ip=security.registrations_per_ip,
+            window=security.rate_window,
+        ),
     )
-    policy = DefaultPolicy(
-        public=frozenset(settings.channels.public),
-        publishable=frozenset(settings.channels.publishable),
-    )
+    connections = ConnectionSet()
+    control = ControlChannel(pubsub, connections)
+    await control.start()
     return Deps(
-        instance_id=instance_id,
+        instance_id=instance_name(settings),
         cookie_secret=settings.server.cookie_secret or secrets.token_urlsafe(32),
         metrics=metrics,
         pubsub=pubsub,
-        policy=policy,
-        identify=anonymous,
-        connections=ConnectionSet(),
+        policy=DefaultPolicy(
+            public=frozenset(settings.channels.public),
+            publishable=frozenset(settings.channels.publishable),
+        ),
+        identify=_identify(accounts),
+        connections=connections,
+        storage=storage,
+        hasher=hasher,
+        accounts=accounts,
+        notices=Notices(storage, pubsub),
+        control=control,
     )

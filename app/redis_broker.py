@@ -145,6 +145,11 @@ class RedisBroker:
             return False
 
     @property
+    def client(self) -> aioredis.Redis:
+        """The pooled command client (shared with rate limiting)."""
+        return self._client
+
+    @property
     def subscribed_channels(self) -> frozenset[str]:
         return frozenset(self._wanted)
 

@@ -15,6 +15,7 @@ import tornado.netutil
 from app import make_app
 from app.config import Settings
 from app.deps import Deps, build_deps
+from app.mongo_server import EmbeddedMongo
 
 __all__ = ["Instance"]
 
@@ -30,15 +31,22 @@ class Instance:
         self.port = 0
         self._server: tornado.httpserver.HTTPServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._embedded: EmbeddedMongo | None = None
 
     async def start(self, *, sockets: list[socket.socket] | None = None) -> None:
         """Build deps and listen; ``sockets`` (pre-bound) are used when given.
 
         Raises:
             BrokerUnavailable: Redis is configured but unreachable.
+            StorageUnavailable: MongoDB is unreachable (or the embedded one failed).
         """
         settings = self.settings
-        self.deps = deps = await build_deps(settings)
+        mongo_url = settings.mongodb.url
+        if not mongo_url:
+            self._embedded = EmbeddedMongo(settings.mongodb.data_dir)
+            await self._embedded.start()
+            mongo_url = self._embedded.url
+        self.deps = deps = await build_deps(settings, mongo_url=mongo_url)
         app = make_app(settings, deps)
         self._server = tornado.httpserver.HTTPServer(app, xheaders=settings.server.xheaders)
         if sockets is None:
@@ -96,3 +104,5 @@ class Instance:
             await self._server.close_all_connections()
         if self.deps is not None:
             await self.deps.close()
+        if self._embedded is not None:
+            self._embedded.stop()

@@ -11,7 +11,7 @@ import pytest
 
 from app.config import load_settings
 from app.runtime import Instance
-from tests.support import ROOT, RedisProcess, redis_process
+from tests.support import ROOT, MongoProcess, RedisProcess, redis_process, unique_database
 
 MakeInstance = Callable[..., Any]
 
@@ -36,13 +36,45 @@ def redis_private() -> Iterator[RedisProcess]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def mongo_session() -> Iterator[MongoProcess]:
+    """One in-memory nx-27017 for the run (or the MongoDB at ``MONGODB_URL``)."""
+    server = MongoProcess()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
 @pytest.fixture
-async def make_instance() -> AsyncIterator[MakeInstance]:
-    """Factory: ``await make_instance(**{"section.key": value})`` → started Instance."""
+def mongo_env(mongo_session: MongoProcess) -> dict[str, str]:
+    """Environment for a server subprocess: shared MongoDB, a database of its own."""
+    return {
+        "PLAYHOUSE_MONGODB_URL": mongo_session.url,
+        "PLAYHOUSE_MONGODB_DATABASE": unique_database(),
+        "PLAYHOUSE_SECURITY_BCRYPT_ROUNDS": "4",
+    }
+
+
+@pytest.fixture
+async def make_instance(mongo_session: MongoProcess) -> AsyncIterator[MakeInstance]:
+    """Factory: ``await make_instance(**{"section.key": value})`` → started Instance.
+
+    Each instance gets a fresh database on the shared MongoDB server, bcrypt cost 4.
+    """
     started: list[Instance] = []
+    database = unique_database()
 
     async def make(**overrides: Any) -> Instance:
-        values = {"server.port": 0, "server.host": "127.0.0.1", **overrides}
+        values = {
+            "server.port": 0,
+            "server.host": "127.0.0.1",
+            "mongodb.url": mongo_session.url,
+            "mongodb.database": database,
+            "security.bcrypt_rounds": 4,
+            **overrides,
+        }
         settings = load_settings(ROOT / "config.toml", environ={}, overrides=values)
         instance = Instance(settings)
         await instance.start()

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -173,3 +174,66 @@ def masked_frame(payload: bytes, opcode: int = 0x1, *, fin: bool = True) -> byte
     else:
         header = bytes((first, 0x80 | 127)) + size.to_bytes(8, "big")
     return header + b"\x00\x00\x00\x00" + payload
+
+
+class MongoProcess:
+    """A private in-memory ``nx-27017`` (MongoDB wire protocol), or ``MONGODB_URL`` if set."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.external = os.environ.get("MONGODB_URL", "")
+
+    @property
+    def url(self) -> str:
+        return self.external or f"mongodb://127.0.0.1:{self.port}/"
+
+    def start(self) -> None:
+        if self.external:
+            return
+        binary = str(Path(sys.executable).with_name("nx-27017"))
+        files = [f"/tmp/nx-test-{self.port}.pid", f"/tmp/nx-test-{self.port}.log"]
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "--host",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "--db",
+                "memory",
+                "--pid-file",
+                files[0],
+                "--log-file",
+                files[1],
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        import pymongo
+
+        client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+            self.url, serverSelectionTimeoutMS=200
+        )
+        deadline = time.monotonic() + 15
+        try:
+            while True:
+                try:
+                    client.admin.command("ping")
+                    return
+                except pymongo.errors.PyMongoError:
+                    if time.monotonic() > deadline or self.proc.poll() is not None:
+                        raise RuntimeError("nx-27017 did not start") from None
+                    time.sleep(0.05)
+        finally:
+            client.close()
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+
+def unique_database() -> str:
+    return f"test_{uuid.uuid4().hex[:12]}"

@@ -1,28 +1,59 @@
-"""Shared handler plumbing: the one mapping from our errors to HTTP and WS codes."""
+"""Shared handler plumbing: sessions in cookies, JSON bodies, and the one mapping
+from our errors to HTTP status codes and WebSocket close codes."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import tornado.web
 
-from app.errors import BadRequest, Forbidden, PlayhouseError, ProtocolError, Unavailable
+from app.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    PlayhouseError,
+    ProtocolError,
+    RateLimited,
+    Unauthorized,
+    Unavailable,
+)
 
-__all__ = ["BaseHandler", "http_status", "ws_close_code"]
+__all__ = [
+    "MAX_JSON_BYTES",
+    "SESSION_COOKIE",
+    "BaseHandler",
+    "JsonHandler",
+    "Viewer",
+    "http_status",
+    "ws_close_code",
+]
 
 log = logging.getLogger("playhouse.http")
+
+SESSION_COOKIE = "playhouse_session"
+MAX_JSON_BYTES = 64 * 1024
+
+_STATUS: tuple[tuple[type[PlayhouseError], int], ...] = (
+    (Unauthorized, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (RateLimited, 429),
+    (Unavailable, 503),
+    (BadRequest, 400),
+)
 
 
 def http_status(error: PlayhouseError) -> int:
     """HTTP status for ``error``."""
-    if isinstance(error, Forbidden):
-        return 403
-    if isinstance(error, Unavailable):
-        return 503
-    if isinstance(error, BadRequest):
-        return 400
+    for kind, status in _STATUS:
+        if isinstance(error, kind):
+            return status
     return 500
 
 
@@ -39,28 +70,103 @@ def ws_close_code(error: PlayhouseError) -> int:
     return 1011
 
 
+def error_body(error: PlayhouseError) -> dict[str, Any]:
+    body: dict[str, Any] = {"error": error.code, "message": str(error)}
+    if isinstance(error, Invalid):
+        body["field"] = error.field
+    return body
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The signed-in user as templates see it."""
+
+    username: str
+    is_admin: bool
+    session_id: str
+
+
 class BaseHandler(tornado.web.RequestHandler):
-    """JSON errors, never a traceback to the client."""
+    """Session cookie handling and error pages; never a traceback to the client."""
+
+    current_user: Viewer | None
+
+    def session_id(self) -> str | None:
+        """The session id from the signed cookie, if the signature holds."""
+        raw = self.get_signed_cookie(SESSION_COOKIE, max_age_days=366)
+        return raw.decode() if raw else None
+
+    def remember_session(self, session_id: str, *, ttl: float) -> None:
+        self.set_signed_cookie(
+            SESSION_COOKIE,
+            session_id,
+            expires_days=ttl / 86400,
+            httponly=True,
+            samesite="Lax",
+            secure=self.request.protocol == "https",
+        )
+
+    def forget_session(self) -> None:
+        self.clear_cookie(SESSION_COOKIE)
+
+    def client_ip(self) -> str:
+        return self.request.remote_ip or "unknown"
+
+    def set_default_headers(self) -> None:
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Referrer-Policy", "same-origin")
+        self.set_header("X-Frame-Options", "DENY")
 
     def write_json(self, body: Any, *, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
         self.finish(orjson.dumps(body))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, RateLimited):
+            self.set_header("Retry-After", str(exc.retry_after))
         if isinstance(exc, PlayhouseError):
-            body = {"error": exc.code, "message": str(exc)}
+            body = error_body(exc)
+        elif isinstance(exc, tornado.web.HTTPError) and "_xsrf" in (exc.log_message or ""):
+            body = {"error": "xsrf", "message": "missing or wrong XSRF token"}
         else:
             body = {"error": "http_error", "message": self._reason}
         self.set_header("Content-Type", "application/json")
         self.finish(orjson.dumps(body))
 
+    def _handle_request_exception(self, e: BaseException) -> None:
+        """Our errors become their HTTP status (with Retry-After for 429)."""
+        if isinstance(e, PlayhouseError) and not self._finished:
+            self.log_exception(type(e), e, e.__traceback__)
+            self.send_error(http_status(e), exc_info=(type(e), e, e.__traceback__))
+            return
+        super()._handle_request_exception(e)
+
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, PlayhouseError):
-            log.info("%s %s: %s", self.request.method, self.request.uri, value)
+            log.info("%s %s: %s", self.request.method, self.request.path, value)
         else:
             super().log_exception(typ, value, tb)
 
-    def send_playhouse_error(self, error: PlayhouseError) -> None:
-        self.write_json({"error": error.code, "message": str(error)}, status=http_status(error))
+
+class JsonHandler(BaseHandler):
+    """JSON API handlers: errors as JSON, bodies parsed and bounded."""
+
+    def json_body(self) -> dict[str, Any]:
+        """The request body as a JSON object.
+
+        Raises:
+            BadRequest: too large, not JSON, or not an object.
+        """
+        body = self.request.body
+        if len(body) > MAX_JSON_BYTES:
+            raise BadRequest(f"body larger than {MAX_JSON_BYTES} bytes", code="too_large")
+        try:
+            data = orjson.loads(body or b"{}")
+        except orjson.JSONDecodeError:
+            raise BadRequest("body is not valid JSON", code="bad_json") from None
+        if not isinstance(data, dict):
+            raise BadRequest("body must be a JSON object", code="bad_json")
+        return data

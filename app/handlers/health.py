@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from app.handlers.base import BaseHandler
 from app.metrics import Metrics
-from app.pubsub import Broker
 
 __all__ = ["HealthHandler", "MetricsHandler", "ReadyHandler"]
 
@@ -21,14 +20,17 @@ class HealthHandler(BaseHandler):
 class ReadyHandler(BaseHandler):
     """``/readyz``: dependencies reachable and not draining, else 503."""
 
-    def initialize(self, broker: Broker, draining: Callable[[], bool]) -> None:
-        self._broker = broker
+    def initialize(
+        self, checks: dict[str, Callable[[], Awaitable[bool]]], draining: Callable[[], bool]
+    ) -> None:
+        self._checks = checks
         self._draining = draining
 
     async def get(self) -> None:
-        checks = {"broker": await self._broker.ping(), "draining": self._draining()}
-        ready = checks["broker"] and not checks["draining"]
-        self.write_json({"ready": ready, **checks}, status=200 if ready else 503)
+        results = {name: await check() for name, check in self._checks.items()}
+        ready = all(results.values()) and not self._draining()
+        body = {"ready": ready, **results, "draining": self._draining()}
+        self.write_json(body, status=200 if ready else 503)
 
 
 class MetricsHandler(BaseHandler):

@@ -12,8 +12,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import tornado.web
 import tornado.websocket
-from tornado.httputil import HTTPServerRequest
 
 from app.channel_policy import (
     ChannelPlan,
@@ -34,10 +34,10 @@ __all__ = ["Identify", "Ws4RedisHandler", "WsContext", "anonymous"]
 
 log = logging.getLogger("playhouse.ws")
 
-Identify = Callable[[HTTPServerRequest], Awaitable[Identity]]
+Identify = Callable[[tornado.web.RequestHandler], Awaitable[Identity]]
 
 
-async def anonymous(request: HTTPServerRequest) -> Identity:
+async def anonymous(handler: tornado.web.RequestHandler) -> Identity:
     """The identity seam before accounts exist: everyone is anonymous."""
     return ANONYMOUS
 
@@ -63,6 +63,7 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
     ctx: WsContext
     _plan: ChannelPlan
     _conn: Connection | None = None
+    _session_key: str | None = None
 
     def initialize(self, ctx: WsContext) -> None:
         self.ctx = ctx
@@ -72,9 +73,10 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
         try:
             validate_facility(facility)
             flags = parse_flags(self.request.query)
-            identity = await self.ctx.identify(self.request)
+            identity = await self.ctx.identify(self)
             names = self.ctx.pubsub.names
             self._plan = plan_channels(names, self.ctx.policy, identity, facility, flags)
+            self._session_key = identity.session_key
         except PlayhouseError as error:
             self.ctx.metrics.rejected.labels(error.code).inc()
             self.set_status(http_status(error))
@@ -100,6 +102,7 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
             max_outgoing_bytes=ctx.max_outgoing_bytes,
             on_slow_close=ctx.metrics.slow_closes.inc,
         )
+        conn.session_key = self._session_key
         self._conn = conn
         ctx.connections.add(conn)
         ctx.metrics.connections.inc()

@@ -158,12 +158,14 @@ class ServerProcess:
 
 
 @pytest.fixture
-def playhouse(redis_server: RedisProcess, tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+def playhouse(
+    redis_server: RedisProcess, tmp_path: Path, mongo_env: dict[str, str]
+) -> Iterator[Callable[..., ServerProcess]]:
     """``playhouse(**{"PLAYHOUSE_X": "v"})`` → a started server on Redis, killed at teardown."""
     started: list[ServerProcess] = []
 
     def start(**env: str) -> ServerProcess:
-        environ = clean_env(PLAYHOUSE_REDIS_URL=redis_server.url, **env)
+        environ = clean_env(PLAYHOUSE_REDIS_URL=redis_server.url, **{**mongo_env, **env})
         server = ServerProcess(free_port(), environ, tmp_path / f"server-{len(started)}.log")
         started.append(server)
         return server.start()

@@ -142,7 +142,7 @@ async def test_prefix_applies_to_channel_names(started: Any) -> None:
         ("/ws/notifications?subscribe-broadcast&bogus", 400, "unknown flag 'bogus'"),
         ("/ws/notifications", 400, "no subscribe-* or publish-* flag given"),
         ("/ws/notifications?echo", 400, "no subscribe-* or publish-* flag given"),
-        ("/ws/notifications?subscribe-user", 403, "flag 'subscribe-user' not allowed"),
+        ("/ws/notifications?subscribe-user&publish-user", 403, "flag 'publish-user' not allowed"),
         ("/ws/notifications?publish-broadcast", 403, "flag 'publish-broadcast' not allowed"),
         ("/ws/secret?subscribe-broadcast", 403, "not allowed on facility 'secret'"),
         ("/ws/bad:facility?subscribe-broadcast", 400, "invalid facility 'bad:facility'"),
@@ -162,6 +162,16 @@ async def test_handshake_refusals_explain_themselves(
     body = caught.value.response.body.decode() if caught.value.response else ""
     assert reason in body
     assert "Traceback" not in body
+
+
+async def test_anonymous_subscribe_user_is_ignored(make_instance: MakeInstance) -> None:
+    """As ws4redis: no identity, no user channel — never a bogus ``user::x`` subscription."""
+    instance = await make_instance()
+    conn = await ws_open(ws_url(instance, "/ws/notifications?subscribe-user&subscribe-session"))
+    registry = instance.deps.pubsub.registry  # type: ignore[union-attr]
+    await wait_until(lambda: len(instance.deps.connections) == 1, what="socket open")  # type: ignore[union-attr]
+    assert registry.channel_count == 1  # only the instance's control channel
+    conn.close()
 
 
 async def test_cross_origin_socket_refused(make_instance: MakeInstance) -> None:

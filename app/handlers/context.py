@@ -1,0 +1,23 @@
+"""What page and API handlers share, injected once through route kwargs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.connections import ConnectionSet
+from app.control import ControlChannel
+from app.services.accounts import Accounts
+from app.services.notices import Notices
+
+__all__ = ["WebContext"]
+
+
+@dataclass(frozen=True)
+class WebContext:
+    accounts: Accounts
+    notices: Notices
+    control: ControlChannel
+    connections: ConnectionSet
+    session_ttl: float
+    heartbeat: str
+    admin_token: str

@@ -1,0 +1,1 @@
+"""Persistence: repository protocols (``base``) and their MongoDB implementation (``mongo``)."""

@@ -1,0 +1,102 @@
+/*
+ * Playhouse notices: for signed-in visitors, listens on the broadcast channel
+ * of the "notifications" facility and shows each message as a toast in
+ * #toasts. Loaded with `defer` on every page, after ws4redis.js.
+ *
+ * A message is either our JSON notice ({"type": "notice", "text", "author"})
+ * or anything else, shown as-is (ws4redis' RedisPublisher sends plain text).
+ * Text only through textContent, never innerHTML (CSP- and XSS-safe).
+ */
+(function () {
+    'use strict';
+
+    const URI = '/ws/notifications?subscribe-broadcast';
+    const MAX_TOASTS = 5;
+    const HIDE_AFTER_MS = 20000;
+
+    /**
+     * @param {string} raw a received message
+     * @returns {{text: string, author: ?string}}
+     */
+    function parse(raw) {
+        const text = typeof raw === 'string' ? raw : String(raw);
+        try {
+            const msg = JSON.parse(text);
+            if (msg && typeof msg === 'object' && msg.type === 'notice' && typeof msg.text === 'string') {
+                return {text: msg.text, author: typeof msg.author === 'string' ? msg.author : null};
+            }
+        } catch (e) { /* not JSON: plain text */ }
+        return {text: text, author: null};
+    }
+
+    function dismiss(toast) {
+        if (toast.parentNode) {
+            toast.parentNode.removeChild(toast);
+        }
+    }
+
+    /** Add a toast for `notice` to `container`, newest at the end. */
+    function show(container, notice) {
+        const toast = document.createElement('div');
+        toast.className = 'toast';
+
+        const body = document.createElement('div');
+        body.className = 'toast-body';
+        const text = document.createElement('p');
+        text.className = 'toast-text';
+        text.textContent = notice.text;
+        body.appendChild(text);
+        if (notice.author) {
+            const author = document.createElement('small');
+            author.className = 'toast-author';
+            author.textContent = '— ' + notice.author;
+            body.appendChild(author);
+        }
+
+        const close = document.createElement('button');
+        close.type = 'button';
+        close.className = 'toast-close';
+        close.setAttribute('aria-label', 'Dismiss');
+        close.textContent = '×';
+        close.addEventListener('click', () => dismiss(toast));
+
+        toast.appendChild(body);
+        toast.appendChild(close);
+        container.appendChild(toast);
+        setTimeout(() => dismiss(toast), HIDE_AFTER_MS);
+
+        while (container.querySelectorAll('.toast').length > MAX_TOASTS) {
+            dismiss(container.querySelector('.toast'));
+        }
+    }
+
+    function init() {
+        if (document.body.dataset.signedIn !== 'yes') {
+            return;
+        }
+        let container = document.getElementById('toasts');
+        if (!container) {
+            container = document.createElement('div');
+            container.id = 'toasts';
+            container.className = 'toasts';
+            container.setAttribute('aria-live', 'polite');
+            document.body.appendChild(container);
+        }
+        const state = {received: [], client: null};
+        window.playhouseNotices = state;
+        state.client = new window.WS4Redis({
+            uri: URI,
+            heartbeat_msg: document.body.dataset.heartbeat || null,
+            receive_message: (msg) => {
+                state.received.push(msg);
+                show(container, parse(msg));
+            },
+        });
+    }
+
+    if (document.readyState === 'loading') {
+        document.addEventListener('DOMContentLoaded', init);
+    } else {
+        init();
+    }
+}());
