@@ -15,16 +15,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from app.admin_cli import create_admin, read_password
 from app.config import ConfigError, Settings, load_settings
 from app.deps import instance_name
-from app.errors import BrokerUnavailable
+from app.errors import PlayhouseError
 from app.runtime import Instance
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "config.toml"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="server.py", description="Playhouse game server")
+    parser = argparse.ArgumentParser(
+        prog="server.py",
+        description="Playhouse game server. "
+        "`server.py create-admin NAME` creates or promotes an admin "
+        "(password from a prompt or stdin).",
+    )
+    parser.add_argument("command", nargs="?", choices=["serve", "create-admin"], default="serve")
+    parser.add_argument("name", nargs="?", help="user name for create-admin")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="TOML config file")
     parser.add_argument("--port", type=int, help="server.port")
     parser.add_argument("--host", help="server.host")
@@ -54,7 +62,7 @@ async def serve(settings: Settings) -> int:
     instance = Instance(settings)
     try:
         await instance.start()
-    except BrokerUnavailable as error:
+    except PlayhouseError as error:  # Redis or MongoDB unreachable at start-up
         print(f"playhouse: error: {error}", file=sys.stderr)
         await instance.stop()
         return 2
@@ -88,8 +96,23 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if settings.server.debug else logging.INFO,
         format=f"%(asctime)s {instance_name(settings)} %(levelname)s %(name)s: %(message)s",
     )
+    if args.command == "create-admin":
+        return admin_command(settings, args.name)
     raise_fd_limit()
     return asyncio.run(serve(settings))
+
+
+def admin_command(settings: Settings, name: str | None) -> int:
+    if not name:
+        print("playhouse: error: create-admin needs a user name", file=sys.stderr)
+        return 2
+    try:
+        stored = asyncio.run(create_admin(settings, name, read_password()))
+    except PlayhouseError as error:
+        print(f"playhouse: error: {error}", file=sys.stderr)
+        return 2
+    print(f"{stored} is an admin")
+    return 0
 
 
 if __name__ == "__main__":

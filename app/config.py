@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
+from urllib.parse import urlsplit, urlunsplit
 
 __all__ = [
     "AdminSettings",
@@ -27,6 +28,7 @@ __all__ = [
     "Settings",
     "Ws4RedisSettings",
     "load_settings",
+    "safe_url",
 ]
 
 ENV_PREFIX = "PLAYHOUSE_"
@@ -261,3 +263,13 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("config key 'security.bcrypt_rounds' must be 4-31")
     if settings.ws4redis.expire < 0:
         raise ConfigError("config key 'ws4redis.expire' must be >= 0")
+
+
+def safe_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for logs and errors)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))

@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 import tornado.web
 
 from app.channel_policy import ChannelPolicy, DefaultPolicy
-from app.config import Settings
+from app.config import Settings, safe_url
 from app.connections import ConnectionSet
 from app.control import ControlChannel
+from app.errors import StorageUnavailable
 from app.handlers.base import SESSION_COOKIE
 from app.handlers.ws import Identify
 from app.metrics import Metrics
@@ -99,7 +100,11 @@ async def build_deps(settings: Settings, *, mongo_url: str) -> Deps:
         mongo_url, database=settings.mongodb.database, timeout=settings.mongodb.timeout
     )
     await broker.start()
-    await storage.ensure_indexes()
+    try:
+        await storage.ensure_indexes()
+    except StorageUnavailable:
+        await broker.close()
+        raise StorageUnavailable(f"cannot reach MongoDB at {safe_url(mongo_url)}") from None
     names = ChannelNames(settings.ws4redis.prefix)
     pubsub = PubSub(broker, names, expire=settings.ws4redis.expire, registry=registry)
     security = settings.security

@@ -16,33 +16,23 @@ import logging
 import random
 from collections import deque
 from collections.abc import Awaitable, Callable
-from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from app.config import safe_url
 from app.errors import BrokerUnavailable
 from app.pubsub import MessageHandler
 from app.redis_link import SubscriberLink
 
-__all__ = ["RedisBroker", "safe_url"]
+__all__ = ["RedisBroker"]
 
 log = logging.getLogger("playhouse.redis")
 
 _SUBSCRIBE_BATCH = 500
 _KEEPALIVE = 5.0  # seconds of silence before a PING on the subscriber link
-
-
-def safe_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (for logs and errors)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
 class RedisBroker:
