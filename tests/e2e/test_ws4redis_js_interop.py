@@ -46,6 +46,13 @@ def original_client() -> Path:
     return path
 
 
+def serve_file(path: Path) -> Callable[[Any], None]:
+    def fulfill(route: Any) -> None:
+        route.fulfill(path=str(path), content_type="text/javascript")
+
+    return fulfill
+
+
 def test_original_client_connects_receives_and_keeps_alive(
     page: Any,
     jquery: Path,
@@ -62,9 +69,12 @@ def test_original_client_connects_receives_and_keeps_alive(
         "**/static/*.js*",
         lambda route: route.fulfill(status=200, content_type="text/javascript", body=""),
     )
+    # Served as same-origin files, so the page's CSP (script-src 'self') allows them.
+    for name, path in (("jquery.js", jquery), ("ws4redis.js", original_client)):
+        page.route(f"**/vendor/{name}", serve_file(path))
     page.goto(f"{server.url}/")
-    page.add_script_tag(path=str(jquery))
-    page.add_script_tag(path=str(original_client))
+    page.add_script_tag(url=f"{server.url}/vendor/jquery.js")
+    page.add_script_tag(url=f"{server.url}/vendor/ws4redis.js")
     assert page.evaluate("typeof jQuery.Deferred === 'function' && WS4Redis.length === 2")
 
     uri = f"ws://127.0.0.1:{server.port}/ws/notifications?subscribe-broadcast"
