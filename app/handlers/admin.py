@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import hmac
 
-from app.errors import Forbidden, Invalid, Unauthorized
-from app.handlers.auth import render_form_error
+from app.errors import Invalid, Unauthorized
 from app.handlers.session import ApiHandler, PageHandler
 
 __all__ = ["AdminPage", "BroadcastApi"]
@@ -49,7 +48,8 @@ class AdminPage(PageHandler):
 
     async def get(self) -> None:
         self.admin()
-        await self._render(flash=None, error=None)
+        sent = self.get_argument("sent", "") == "1"
+        await self._render(flash="Notice sent." if sent else None, error=None, text="")
 
     async def post(self) -> None:
         viewer = self.admin()
@@ -62,25 +62,19 @@ class AdminPage(PageHandler):
             if expire < 0:
                 raise Invalid("expire", "expire must be a whole number of seconds")
             await self.web.notices.broadcast(text, expire, author=viewer.username)
-        except (Invalid, Forbidden) as error:
-            notices = await self.web.notices.recent()
-            render_form_error(
-                self,
-                "admin.html",
-                error,
-                notices=notices,
-                flash=None,
-                connections=len(self.web.connections),
-            )
+        except Invalid as error:
+            self.set_status(400)
+            await self._render(flash=None, error=str(error), text=text)
             return
-        await self._render(flash="Notice sent.", error=None)
+        self.redirect("/admin?sent=1")  # post/redirect/get: a reload sends nothing again
 
-    async def _render(self, *, flash: str | None, error: str | None) -> None:
+    async def _render(self, *, flash: str | None, error: str | None, text: str) -> None:
         notices = await self.web.notices.recent()
         self.render(
             "admin.html",
             notices=notices,
             flash=flash,
             error=error,
+            text=text,
             connections=len(self.web.connections),
         )
