@@ -108,7 +108,10 @@ async def build_deps(settings: Settings, *, mongo_url: str) -> Deps:
     names = ChannelNames(settings.ws4redis.prefix)
     pubsub = PubSub(broker, names, expire=settings.ws4redis.expire, registry=registry)
     security = settings.security
-    hasher = PasswordHasher(rounds=security.bcrypt_rounds, workers=os.cpu_count() or 2)
+    # Leave a core to the IOLoop: hashing on every core starves it under a login burst.
+    hasher = PasswordHasher(
+        rounds=security.bcrypt_rounds, workers=max(1, (os.cpu_count() or 2) - 1)
+    )
     accounts = Accounts(
         storage,
         hasher,

@@ -21,11 +21,12 @@ MAX_EXPIRE = 7 * 24 * 3600
 def _validated(text: object, expire: object) -> tuple[str, int]:
     if not isinstance(text, str) or not text.strip():
         raise Invalid("text", "text is required")
+    text = text.strip()
     if len(text) > MAX_NOTICE_CHARS:
         raise Invalid("text", f"text must be at most {MAX_NOTICE_CHARS} characters")
     if isinstance(expire, bool) or not isinstance(expire, int) or not 0 <= expire <= MAX_EXPIRE:
         raise Invalid("expire", f"expire must be a whole number of seconds, 0-{MAX_EXPIRE}")
-    return text.strip(), expire
+    return text, expire
 
 
 class Notices:
