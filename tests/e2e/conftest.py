@@ -75,9 +75,15 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A fresh page in its own context; uncaught page errors fail the test."""
-    context = browser.new_context()
+def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh page in its own context; uncaught page errors fail the test.
+
+    Tests marked ``bypass_csp`` get Playwright's CSP bypass: they drive third-party
+    code (ws4redis' original client) with string predicates our CSP forbids.
+    """
+    context = browser.new_context(
+        bypass_csp=request.node.get_closest_marker("bypass_csp") is not None
+    )
     context.set_default_timeout(15_000)
     page = context.new_page()
     errors: list[str] = []

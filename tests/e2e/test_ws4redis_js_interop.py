@@ -14,7 +14,7 @@ import pytest
 from tests.e2e.conftest import HEARTBEAT, FrameLog, ServerProcess, require, wait_for
 from tests.support import RedisProcess
 
-pytestmark = [pytest.mark.browser, pytest.mark.redis]
+pytestmark = [pytest.mark.browser, pytest.mark.redis, pytest.mark.bypass_csp]
 
 PREFIX = "pfx"
 CHANNEL = f"{PREFIX}:broadcast:notifications"
