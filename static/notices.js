@@ -15,7 +15,7 @@
 (function () {
     'use strict';
 
-    const URI = '/ws/notifications?subscribe-broadcast';
+    const URI = '/ws/notifications?subscribe-broadcast&subscribe-user';
     const MAX_TOASTS = 5;
     const HIDE_AFTER_MS = 20000;
     /** Messages this soon after the socket opened may be the replayed last message. */

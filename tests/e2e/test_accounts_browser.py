@@ -77,8 +77,13 @@ def create_admin(server: ServerProcess, name: str, password: str) -> None:
     assert done.returncode == 0, f"create-admin failed:\n{done.stdout}\n{done.stderr}"
 
 
-def ws4redis_publish(redis_server: RedisProcess, message: str) -> None:
-    """Publish ``message`` with ws4redis' own ``RedisPublisher``, in a process of its own."""
+def ws4redis_publish(
+    redis_server: RedisProcess, message: str, *, users: list[str] | None = None
+) -> None:
+    """Publish ``message`` with ws4redis' own ``RedisPublisher``, in a process of its own.
+
+    To everyone (``broadcast=True``), or only to ``users`` when given.
+    """
     require(
         importlib.util.find_spec("ws4redis") is not None,
         "django-websocket-redis is not installed (tests/requirements-interop.txt)",
@@ -91,7 +96,8 @@ def ws4redis_publish(redis_server: RedisProcess, message: str) -> None:
             {
                 "op": "publish",
                 "facility": "notifications",
-                "broadcast": True,
+                "broadcast": users is None,
+                "users": users or [],
                 "messages": [{"text": message}],
             }
         ],
@@ -212,3 +218,25 @@ def test_register_log_out_log_in_and_see_notices_as_toasts(
     # The close button removes it.
     from_ws4redis.locator(".toast-close").click()
     expect(player.locator("#toasts .toast")).to_have_count(0)
+
+    # A message for one user only (ws4redis' RedisPublisher(users=[...]) from another
+    # process) reaches that user's page and nobody else's.
+    bystander = new_page()
+    bystander.goto(f"{base}/register")
+    bystander.fill("#username", "bob_2")
+    bystander.fill("#password", "another password")
+    bystander.fill("#password2", "another password")
+    bystander.click("#submit")
+    bystander.wait_for_url(f"{base}/")
+    bystander.wait_for_function(NOTICES_OPEN)
+    for name in ("alice_1", "bob_2"):
+        channel = f"user:{name}:notifications"
+        wait_for(lambda channel=channel: redis_server.numsub(channel) == 1, what=channel)
+    private = "only for alice_1: your table is ready"
+    ws4redis_publish(redis_server, private, users=["alice_1"])
+    player.wait_for_function(RECEIVED, arg=private)
+    expect(toast(player, private)).to_have_count(1)
+    broadcast = "and this one is for everybody"
+    ws4redis_publish(redis_server, broadcast)
+    bystander.wait_for_function(RECEIVED, arg=broadcast)
+    assert private not in bystander.evaluate("window.playhouseNotices.received")
