@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import tornado.web
+from tornado.log import access_log
 
 from app.config import Settings
 from app.deps import Deps
@@ -27,6 +29,20 @@ from app.handlers.ws import Ws4RedisHandler, WsContext
 __all__ = ["ROOT", "make_app"]
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """Access log: WebSocket upgrades at DEBUG (thousands per second in a storm)."""
+    status = handler.get_status()
+    if status == 101:
+        level = logging.DEBUG
+    elif status < 400:
+        level = logging.INFO
+    else:
+        level = logging.WARNING if status < 500 else logging.ERROR
+    request = handler.request
+    millis = 1000.0 * request.request_time()
+    access_log.log(level, "%d %s %.2fms", status, handler._request_summary(), millis)
 
 
 def make_app(settings: Settings, deps: Deps) -> tornado.web.Application:
@@ -82,6 +98,7 @@ def make_app(settings: Settings, deps: Deps) -> tornado.web.Application:
         # Pings run in one sweep for all sockets (ConnectionSet.run_pings).
         websocket_ping_interval=None,
         websocket_max_message_size=limits.max_message_bytes,
+        log_function=log_request,
         default_handler_class=NotFoundHandler,
         default_handler_args=web,
     )

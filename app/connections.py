@@ -16,7 +16,7 @@ from typing import Protocol
 from tornado.iostream import IOStream
 from tornado.websocket import WebSocketProtocol
 
-from app.frames import encode_frame
+from app.frames import encode_frame, frame_for_payload
 
 __all__ = ["Closable", "Connection", "ConnectionSet"]
 
@@ -52,6 +52,7 @@ class Connection:
         "active",
         "alive",
         "echo_filter",
+        "held",
         "open",
         "pinged_at",
         "session_key",
@@ -76,6 +77,9 @@ class Connection:
         self.active = False
         self.echo_filter: bytes | None = None
         self.open = True
+        # While the last messages are replayed on open, live frames wait here so
+        # the client sees the replay first and never a live message twice.
+        self.held: list[tuple[bytes, bytes]] | None = None
         self.alive = True  # a pong or message arrived since the last ping
         self.pinged_at = 0.0
         self.session_key: str | None = None
@@ -83,6 +87,9 @@ class Connection:
     def deliver(self, frame: bytes, payload: bytes) -> None:
         """Write ``frame`` unless it echoes this client's own message; never raises."""
         if not self.open or payload == self.echo_filter:
+            return
+        if self.held is not None:
+            self.held.append((frame, payload))
             return
         self.active = True
         stream = self._stream
@@ -103,6 +110,16 @@ class Connection:
             self._overflow()
             return
         stream.write(frame)
+
+    def release(self, replay: list[bytes]) -> None:
+        """End the hold: ``replay`` first (minus what arrived live meanwhile), then held frames."""
+        held, self.held = self.held or [], None
+        arrived = {payload for _, payload in held}
+        for payload in replay:
+            if payload not in arrived:
+                self.deliver(frame_for_payload(payload), payload)
+        for frame, payload in held:
+            self.deliver(frame, payload)
 
     def send_text(self, text: str) -> None:
         """Send one text message outside the fan-out path (replays, heartbeats)."""

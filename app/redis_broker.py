@@ -57,16 +57,21 @@ class RedisBroker:
         self._timeout = timeout
         self._backoff_cap = backoff_cap
         self._on_reconnect = on_reconnect
-        self._client = aioredis.Redis.from_url(
+        # A blocking pool: a burst of sockets waits for a connection instead of
+        # failing with "Too many connections" (redis-py's plain pool is capped).
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
+            max_connections=64,
+            timeout=timeout,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             # One immediate retry: a pooled connection may be stale after a Redis
             # restart; a Redis that is really down still fails fast (twice).
             retry=Retry(NoBackoff(), 1),
             health_check_interval=0,
-            protocol=2,  # pub/sub replies as plain arrays on the subscriber link
+            protocol=2,
         )
+        self._client = aioredis.Redis(connection_pool=pool)
         self._handler: MessageHandler | None = None
         self._wanted: set[str] = set()
         self._pending: dict[str, deque[asyncio.Future[None]]] = {}

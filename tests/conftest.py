@@ -87,6 +87,20 @@ async def make_instance(mongo_session: MongoProcess) -> AsyncIterator[MakeInstan
             await instance.stop()
 
 
+@pytest.fixture(params=["local", "redis"])
+async def started(request: pytest.FixtureRequest, make_instance: MakeInstance) -> Any:
+    """Factory for an instance on each broker: LocalBroker, then RedisBroker (and rate limiter)."""
+
+    async def start(**overrides: Any) -> Instance:
+        if request.param == "redis":
+            server: RedisProcess = request.getfixturevalue("redis_server")
+            overrides.setdefault("redis.url", server.url)
+        return await make(**overrides)
+
+    make = make_instance
+    return start
+
+
 def ws_url(instance: Instance, path: str) -> str:
     return f"ws://127.0.0.1:{instance.port}{path}"
 

@@ -24,7 +24,6 @@ from app.channel_policy import (
 )
 from app.connections import Connection, ConnectionSet
 from app.errors import BrokerUnavailable, PlayhouseError
-from app.frames import frame_for_payload
 from app.handlers.base import http_status
 from app.metrics import Metrics
 from app.pubsub import PubSub
@@ -106,6 +105,7 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
         self._conn = conn
         ctx.connections.add(conn)
         ctx.metrics.connections.inc()
+        conn.held = []
         waits = ctx.pubsub.registry.attach(conn, self._plan.subscribe)
         try:
             await asyncio.wait_for(asyncio.gather(*waits), ctx.subscribe_timeout)
@@ -113,18 +113,23 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
             log.warning(
                 "subscription not confirmed within %.1fs; continuing", ctx.subscribe_timeout
             )
-        await self._replay(conn)
+        conn.release(await self._kept_messages())
 
-    async def _replay(self, conn: Connection) -> None:
-        """Send each channel's kept last message (ws4redis ``send_persisted_messages``)."""
+    async def _kept_messages(self) -> list[bytes]:
+        """Each channel's kept last message (ws4redis ``send_persisted_messages``).
+
+        Subscribed first, read second: nothing published in between is missed.
+        """
+        kept = []
         for channel in self._plan.subscribe:
             try:
-                kept = await self.ctx.pubsub.broker.last_message(channel)
+                message = await self.ctx.pubsub.broker.last_message(channel)
             except BrokerUnavailable as error:
                 log.warning("no replay for %s: %s", channel, error)
-                return
-            if kept is not None and kept not in self.ctx.pubsub.registry.ignored:
-                conn.deliver(frame_for_payload(kept), kept)
+                break
+            if message is not None and message not in self.ctx.pubsub.registry.ignored:
+                kept.append(message)
+        return kept
 
     async def on_message(self, message: str | bytes) -> None:
         ctx = self.ctx

@@ -168,19 +168,6 @@ async def next_message(conn: WebSocketClientConnection, timeout: float = 5.0) ->
             return message
 
 
-@pytest.fixture(params=["local", "redis"])
-async def started(request: pytest.FixtureRequest, make_instance: MakeInstance) -> Any:
-    """Factory for an instance on the parametrised broker (and rate limiter)."""
-
-    async def start(**overrides: Any) -> Instance:
-        if request.param == "redis":
-            server: RedisProcess = request.getfixturevalue("redis_server")
-            overrides.setdefault("redis.url", server.url)
-        return await make_instance(**overrides)  # type: ignore[no-any-return]
-
-    return start
-
-
 # --- 1. Happy path and session rotation ----------------------------------------------
 
 

@@ -12,22 +12,9 @@ from tornado.websocket import WebSocketClientConnection
 
 from app.runtime import Instance
 from tests.conftest import MakeInstance, http_url, ws_url
-from tests.support import RedisProcess, recv, wait_until, ws_open
+from tests.support import recv, wait_until, ws_open
 
 HEARTBEAT = "--heartbeat--"
-
-
-@pytest.fixture(params=["local", "redis"])
-async def started(request: pytest.FixtureRequest, make_instance: MakeInstance) -> Any:
-    """Factory for an instance on the parametrised broker."""
-
-    async def start(**overrides: Any) -> Instance:
-        if request.param == "redis":
-            server: RedisProcess = request.getfixturevalue("redis_server")
-            overrides.setdefault("redis.url", server.url)
-        return await make_instance(**overrides)  # type: ignore[no-any-return]
-
-    return start
 
 
 async def published(instance: Instance, facility: str, message: str, **audience: Any) -> None:

@@ -1,0 +1,1 @@
+"""Playhouse benchmarks: run with ``python -m bench [scenario ...] [--quick]``."""
