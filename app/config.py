@@ -46,6 +46,7 @@ class ServerSettings:
     cookie_secret: str = ""
     instance_id: str = ""
     drain_seconds: float = 10.0
+    lag_probe_interval: float = 0.25
     debug: bool = False
 
 
@@ -80,6 +81,7 @@ class ChannelSettings:
 class SecuritySettings:
     allowed_origins: tuple[str, ...] = ()
     bcrypt_rounds: int = 12
+    bcrypt_threads: int = 0
     session_ttl: float = 1209600.0
     login_attempts_per_user: int = 10
     login_attempts_per_ip: int = 50

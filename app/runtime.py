@@ -66,7 +66,7 @@ class Instance:
                     on_timeout=deps.metrics.ping_timeouts.inc,
                 )
             )
-        self._spawn(self._watch_loop_lag())
+        self._spawn(self._watch_loop_lag(interval=settings.server.lag_probe_interval))
         # Start-up garbage is permanent: move it out of the collector's way.
         gc.collect()
         gc.freeze()
@@ -75,7 +75,7 @@ class Instance:
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         self._tasks.append(asyncio.create_task(coro))
 
-    async def _watch_loop_lag(self, *, interval: float = 0.25) -> None:
+    async def _watch_loop_lag(self, *, interval: float) -> None:
         assert self.deps is not None
         histogram = self.deps.metrics.ioloop_lag
         loop = asyncio.get_running_loop()

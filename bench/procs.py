@@ -77,6 +77,22 @@ def start(
         )
 
 
+def start_unpinned(
+    cmd: Sequence[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``cmd`` on every CPU (e.g. a server whose thread pool should use them all)."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            list(cmd),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            preexec_fn=raise_nofile_limit,
+            start_new_session=True,
+        )
+
+
 def stop(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
     """Terminate a child we started (SIGTERM, SIGKILL after ``grace`` s), then kill whatever
     is left in the process group it leads (e.g. a database it spawned)."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import procs
+from bench.login import login
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -247,4 +248,4 @@ def fanout(quick: bool) -> str:
     return table(rows, redis_vs_local)
 
 
-SCENARIOS: dict[str, Callable[[bool], str]] = {"fanout": fanout}
+SCENARIOS: dict[str, Callable[[bool], str]] = {"fanout": fanout, "login": login}
