@@ -1,0 +1,101 @@
+"""The fan-out sink on a real socket pair: direct writes, order, the replay hold, overflow."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+from tornado.iostream import IOStream
+
+from app.connections import Connection
+from app.frames import encode_frame
+
+
+class Owner:
+    """Records what the connection asked its handler to do."""
+
+    def __init__(self) -> None:
+        self.closed: list[tuple[int | None, str | None]] = []
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        self.closed.append((code, reason))
+
+
+class Protocol:
+    server_terminated = False
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[tuple[IOStream, socket.socket]]:
+    ours, theirs = socket.socketpair()
+    stream = IOStream(ours)
+    yield stream, theirs
+    stream.close()
+    theirs.close()
+
+
+def frames(*payloads: bytes) -> bytes:
+    return b"".join(encode_frame(p) for p in payloads)
+
+
+def read_exactly(sock: socket.socket, size: int) -> bytes:
+    sock.settimeout(5)
+    data = b""
+    while len(data) < size:
+        data += sock.recv(size - len(data))
+    return data
+
+
+async def test_frames_arrive_in_order(pair: tuple[IOStream, socket.socket]) -> None:
+    stream, peer = pair
+    conn = Connection(Owner(), stream, Protocol(), max_outgoing_bytes=1 << 20)  # type: ignore[arg-type]
+    payloads = [f"m{i}".encode() for i in range(100)]
+    for payload in payloads:
+        conn.deliver(encode_frame(payload), payload)
+    expected = frames(*payloads)
+    assert read_exactly(peer, len(expected)) == expected
+
+
+async def test_replay_goes_first_and_never_twice(pair: tuple[IOStream, socket.socket]) -> None:
+    stream, peer = pair
+    conn = Connection(Owner(), stream, Protocol(), max_outgoing_bytes=1 << 20)  # type: ignore[arg-type]
+    conn.held = []
+    for live in (b"v2", b"v3"):  # published while the replay was being read
+        conn.deliver(encode_frame(live), live)
+    conn.release([b"v1", b"v3"])  # kept messages read after subscribing: v3 also came live
+    conn.deliver(encode_frame(b"v4"), b"v4")
+    expected = frames(b"v1", b"v2", b"v3", b"v4")
+    assert read_exactly(peer, len(expected)) == expected
+
+
+async def test_echo_filter_skips_own_message(pair: tuple[IOStream, socket.socket]) -> None:
+    stream, peer = pair
+    conn = Connection(Owner(), stream, Protocol(), max_outgoing_bytes=1 << 20)  # type: ignore[arg-type]
+    conn.echo_filter = b"mine"
+    for payload in (b"mine", b"theirs"):
+        conn.deliver(encode_frame(payload), payload)
+    expected = frames(b"theirs")
+    assert read_exactly(peer, len(expected)) == expected
+
+
+async def test_overflow_closes_1013_and_stops_writing(pair: tuple[IOStream, socket.socket]) -> None:
+    stream, _peer = pair  # the peer never reads
+    owner = Owner()
+    slow: list[int] = []
+    conn = Connection(
+        owner,
+        stream,
+        Protocol(),  # type: ignore[arg-type]
+        max_outgoing_bytes=64 * 1024,
+        on_slow_close=lambda: slow.append(1),
+    )
+    payload = b"x" * 10_000
+    frame = encode_frame(payload)
+    for _ in range(1000):
+        conn.deliver(frame, payload)
+        assert stream._write_buffer is not None
+        assert len(stream._write_buffer) <= 64 * 1024
+    assert owner.closed == [(1013, "client too slow")]
+    assert slow == [1]
+    assert not conn.open
