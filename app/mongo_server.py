@@ -7,7 +7,11 @@ Data lives under ``data_dir``; the child is stopped when the server exits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import ctypes.util
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +23,15 @@ from pymongo.errors import PyMongoError
 from app.errors import StorageUnavailable
 
 __all__ = ["EmbeddedMongo"]
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the server dies, even by SIGKILL (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _free_port() -> int:
@@ -53,7 +66,11 @@ class EmbeddedMongo:
         args += ["--pid-file", str(state / f"nx-{self.port}.pid")]
         args += ["--log-file", str(state / f"nx-{self.port}.log")]
         self._proc = subprocess.Popen(  # noqa: ASYNC220 - fork+exec, returns at once
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
             self.url, serverSelectionTimeoutMS=250
