@@ -23,9 +23,23 @@
         }
 
         /** Prepend a message as text, keeping at most MAX_ITEMS entries. */
+        /** A JSON notice shows as its text and author; anything else as-is. */
+        function describe(msg) {
+            const text = typeof msg === 'string' ? msg : String(msg);
+            try {
+                const data = JSON.parse(text);
+                if (data && data.type === 'notice' && typeof data.text === 'string') {
+                    return data.author ? `${data.text} — ${data.author}` : data.text;
+                }
+            } catch (e) {
+                // plain text (e.g. from an external ws4redis publisher)
+            }
+            return text;
+        }
+
         function addMessage(msg) {
             const li = document.createElement('li');
-            li.textContent = typeof msg === 'string' ? msg : String(msg);
+            li.textContent = describe(msg);
             listEl.insertBefore(li, listEl.firstChild);
             while (listEl.children.length > MAX_ITEMS) {
                 listEl.removeChild(listEl.lastElementChild);
