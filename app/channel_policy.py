@@ -6,6 +6,7 @@ The policy is ws4redis' ``WS4REDIS_ALLOWED_CHANNELS`` seam: later features
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Protocol
@@ -62,6 +63,10 @@ def parse_flags(query: str) -> frozenset[str]:
 
 
 class ChannelPolicy(Protocol):
+    """Hashable (plans are cached per policy), e.g. a frozen dataclass."""
+
+    def __hash__(self) -> int: ...
+
     def allowed_flags(self, identity: Identity, facility: str) -> frozenset[str]:
         """The subset of FLAGS ``identity`` may use on ``facility``."""
 
@@ -101,6 +106,7 @@ class ChannelPlan:
     echo: bool
 
 
+@functools.lru_cache(maxsize=4096)
 def plan_channels(
     names: ChannelNames,
     policy: ChannelPolicy,
@@ -109,6 +115,9 @@ def plan_channels(
     flags: frozenset[str],
 ) -> ChannelPlan:
     """Resolve flags to channels for ``identity``, as ws4redis does for ``SELF``.
+
+    Cached: the thousands of sockets with the same identity and flags (all
+    anonymous lobby watchers, say) share one plan and one set of channel strings.
 
     Raises:
         Forbidden: a flag the policy does not allow on this facility.

@@ -18,7 +18,7 @@ from app.errors import Conflict, Invalid, RateLimited, Unauthorized
 from app.passwords import PasswordHasher
 from app.ratelimit import RateLimiter
 from app.storage.base import ROLE_ADMIN, ROLE_USER, Session, Storage, User
-from app.types import Identity, Username
+from app.types import ANONYMOUS, Identity, Username
 
 __all__ = [
     "MAX_PASSWORD_CHARS",
@@ -149,7 +149,7 @@ class Accounts:
         """What the channels know of a session: name, groups, session key, role."""
         found = await self.session_user(session_id)
         if found is None:
-            return Identity()
+            return ANONYMOUS
         session, user = found
         return Identity(
             username=Username(user.username),
