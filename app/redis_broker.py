@@ -144,10 +144,6 @@ class RedisBroker:
         """The pooled command client (shared with rate limiting)."""
         return self._client
 
-    @property
-    def subscribed_channels(self) -> frozenset[str]:
-        return frozenset(self._wanted)
-
     def _queue(self, command: str, channel: str) -> None:
         link = self._link
         if link is None:

@@ -23,8 +23,8 @@ from app.channel_policy import (
     validate_facility,
 )
 from app.connections import Connection, ConnectionSet
-from app.errors import BrokerUnavailable, PlayhouseError
-from app.handlers.base import http_status
+from app.errors import BrokerUnavailable, Forbidden, PlayhouseError, ProtocolError
+from app.handlers.base import http_status, ws_close_code
 from app.metrics import Metrics
 from app.pubsub import PubSub
 from app.types import ANONYMOUS, Identity
@@ -139,8 +139,7 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
             return
         conn.alive = True
         if isinstance(message, bytes):
-            ctx.metrics.rejected.labels("binary").inc()
-            conn.close(1003, "binary frames are not supported")
+            self._refuse(conn, ProtocolError("binary frames are not supported", code="binary"))
             return
         if ctx.heartbeat and message == ctx.heartbeat:
             conn.send_text(ctx.heartbeat)
@@ -148,8 +147,9 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
         if not message:
             return  # ws4redis publishes nothing for an empty message
         if not self._plan.publish:
-            ctx.metrics.rejected.labels("not_publisher").inc()
-            conn.close(1008, "this connection has no publish-* flag")
+            self._refuse(
+                conn, Forbidden("this connection has no publish-* flag", code="not_publisher")
+            )
             return
         payload = message.encode()
         if not self._plan.echo:
@@ -159,6 +159,11 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
         except BrokerUnavailable as error:
             ctx.metrics.publish_failures.inc()
             log.warning("client publish dropped: %s", error)
+
+    def _refuse(self, conn: Connection, error: PlayhouseError) -> None:
+        """Close with the code our error tree maps ``error`` to, and count it."""
+        self.ctx.metrics.rejected.labels(error.code).inc()
+        conn.close(ws_close_code(error), str(error))
 
     def on_pong(self, data: bytes) -> None:
         if self._conn is not None:
