@@ -102,7 +102,7 @@ def test_bad_moves_are_returned_as_invalid_never_raised(
 
 
 @games
-def test_outsiders_and_finished_games_are_refused(rules: GameRules) -> None:
+def test_outsiders_and_waiting_players_are_refused(rules: GameRules) -> None:
     state = rules.setup(PLAYERS, 7)
     player = rules.to_move(state)[0]
     move = rules.legal_moves(state, player)[0]
