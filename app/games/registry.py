@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from app.games import tictactoe
+from app.games import bingo, connect4, dots, rps, snakes, tictactoe
 from app.games.base import GameRules
 
 __all__ = ["GAMES", "catalogue", "get"]
 
 _ALL: tuple[GameRules, ...] = (
     tictactoe.TicTacToe(),
+    connect4.ConnectFour(),
+    dots.DotsAndBoxes(),
+    snakes.SnakesAndLadders(),
+    bingo.Bingo(),
+    rps.RockPaperScissors(),
 )  # fmt: skip
 
 GAMES: dict[str, GameRules] = {rules.kind: rules for rules in _ALL}
