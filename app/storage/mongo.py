@@ -17,19 +17,20 @@ from typing import Any, ParamSpec, TypeVar
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from app.errors import Conflict, StorageUnavailable
 from app.storage.base import Notice, Session, User
 
-__all__ = ["MongoStorage"]
+__all__ = ["MongoStorage", "guarded"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 Doc = dict[str, Any]
 
 
-def _guarded(call: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+def guarded(call: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
     """Turn driver failures into StorageUnavailable (and duplicates into Conflict)."""
 
     @functools.wraps(call)
@@ -59,7 +60,7 @@ class MongoUsers:
     def __init__(self, collection: AsyncCollection[Doc]) -> None:
         self._c = collection
 
-    @_guarded
+    @guarded
     async def create(self, *, username: str, key: str, password_hash: bytes, role: str) -> User:
         doc: Doc = {
             "_id": key,
@@ -72,17 +73,17 @@ class MongoUsers:
         await self._c.insert_one(doc)
         return _user(doc)
 
-    @_guarded
+    @guarded
     async def get(self, key: str) -> User | None:
         doc = await self._c.find_one({"_id": key})
         return _user(doc) if doc else None
 
-    @_guarded
+    @guarded
     async def set_role(self, key: str, role: str) -> bool:
         result = await self._c.update_one({"_id": key}, {"$set": {"role": role}})
         return result.matched_count == 1
 
-    @_guarded
+    @guarded
     async def set_password(self, key: str, password_hash: bytes) -> bool:
         result = await self._c.update_one({"_id": key}, {"$set": {"password_hash": password_hash}})
         return result.matched_count == 1
@@ -92,7 +93,7 @@ class MongoSessions:
     def __init__(self, collection: AsyncCollection[Doc]) -> None:
         self._c = collection
 
-    @_guarded
+    @guarded
     async def create(self, *, session_id: str, user_key: str, now: datetime, ttl: float) -> Session:
         session = Session(session_id, user_key, now, now + timedelta(seconds=ttl))
         await self._c.insert_one(
@@ -105,7 +106,7 @@ class MongoSessions:
         )
         return session
 
-    @_guarded
+    @guarded
     async def get(self, session_id: str, *, now: datetime) -> Session | None:
         doc = await self._c.find_one({"_id": session_id})
         if doc is None:
@@ -115,7 +116,7 @@ class MongoSessions:
             return None
         return Session(doc["_id"], doc["user"], doc["created_at"], doc["expires_at"])
 
-    @_guarded
+    @guarded
     async def delete(self, session_id: str) -> None:
         await self._c.delete_one({"_id": session_id})
 
@@ -124,7 +125,7 @@ class MongoNotices:
     def __init__(self, collection: AsyncCollection[Doc]) -> None:
         self._c = collection
 
-    @_guarded
+    @guarded
     async def add(self, *, text: str, author: str, expire: int, now: datetime) -> Notice:
         notice = Notice(secrets.token_hex(8), text, author, expire, now)
         await self._c.insert_one(
@@ -132,7 +133,7 @@ class MongoNotices:
         )
         return notice
 
-    @_guarded
+    @guarded
     async def recent(self, *, limit: int) -> list[Notice]:
         cursor = self._c.find({}).sort("created_at", DESCENDING).limit(limit)
         return [
@@ -160,7 +161,12 @@ class MongoStorage:
         self.notices = MongoNotices(db["notices"])
         self._db = db
 
-    @_guarded
+    @property
+    def database(self) -> AsyncDatabase[Doc]:
+        """The database, for repositories of later features (games, challenges)."""
+        return self._db
+
+    @guarded
     async def ensure_indexes(self) -> None:
         """Create every index; idempotent, safe on each start-up."""
         await self._db["sessions"].create_index([("expires_at", ASCENDING)], expireAfterSeconds=0)
