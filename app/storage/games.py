@@ -1,0 +1,245 @@
+"""Games and their event log: the ``games`` and ``game_events`` collections.
+
+A game document holds the rules' state with a ``version`` (optimistic
+concurrency) and ``seq`` (number of the last accepted event). The only write
+to a game after creation is :meth:`GameRepo.save`, one conditional
+``find_one_and_update`` on ``{_id, version}``: of any number of concurrent
+writers of one version exactly one wins. Events are keyed
+``f"{game_id}:{seq:08d}"`` so ``_id`` alone makes (game_id, seq) unique, on
+nx-27017 too (ARCHITECTURE §7: uniqueness only through unique indexes).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from app.storage.mongo import guarded
+
+__all__ = ["GameEvent", "GameRecord", "GameRepo", "GameStatus", "MongoGames", "event_id"]
+
+Doc = dict[str, Any]
+
+
+class GameStatus(enum.StrEnum):
+    """A game's lifecycle: created active, finished once (by the rules or a resignation)."""
+
+    ACTIVE = "active"
+    FINISHED = "finished"
+
+
+@dataclass(frozen=True, slots=True)
+class GameEvent:
+    """One accepted event; ``version`` is the game's version after it."""
+
+    game_id: str
+    seq: int
+    player: str
+    type: str  # "move" | "resign"
+    move: dict[str, Any] | None
+    version: int
+    at: datetime
+
+    def to_doc(self) -> Doc:
+        return {
+            "_id": event_id(self.game_id, self.seq),
+            "game_id": self.game_id,
+            "seq": self.seq,
+            "player": self.player,
+            "type": self.type,
+            "move": self.move,
+            "version": self.version,
+            "at": self.at,
+        }
+
+    @classmethod
+    def from_doc(cls, doc: Doc) -> GameEvent:
+        return cls(
+            doc["game_id"],
+            doc["seq"],
+            doc["player"],
+            doc["type"],
+            doc.get("move"),
+            doc["version"],
+            doc["at"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class GameRecord:
+    """A stored game. ``last`` is the latest event, written with the state it produced."""
+
+    id: str
+    kind: str
+    players: tuple[str, ...]
+    seed: int
+    state: dict[str, Any]
+    version: int
+    seq: int
+    status: GameStatus
+    result: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+    last: GameEvent | None = None
+
+    @classmethod
+    def from_doc(cls, doc: Doc) -> GameRecord:
+        last = doc.get("last")
+        return cls(
+            id=doc["_id"],
+            kind=doc["kind"],
+            players=tuple(doc["players"]),
+            seed=doc["seed"],
+            state=doc["state"],
+            version=doc["version"],
+            seq=doc["seq"],
+            status=GameStatus(doc["status"]),
+            result=doc.get("result"),
+            created_at=doc["created_at"],
+            updated_at=doc["updated_at"],
+            last=GameEvent.from_doc(last) if last else None,
+        )
+
+
+def event_id(game_id: str, seq: int) -> str:
+    """The ``_id`` of event ``seq`` of ``game_id``; sorts in seq order within a game."""
+    return f"{game_id}:{seq:08d}"
+
+
+class GameRepo(Protocol):
+    """Storage of games; raises StorageUnavailable when the database is down."""
+
+    async def ensure_indexes(self) -> None: ...
+
+    async def create(
+        self,
+        *,
+        game_id: str,
+        kind: str,
+        players: tuple[str, ...],
+        seed: int,
+        state: Doc,
+        now: datetime,
+    ) -> tuple[GameRecord, bool]:
+        """Insert at version 0; if ``game_id`` exists, the stored game. True when inserted."""
+
+    async def get(self, game_id: str) -> GameRecord | None: ...
+
+    async def save(
+        self,
+        game_id: str,
+        *,
+        expected_version: int,
+        state: Doc,
+        status: GameStatus,
+        result: Doc | None,
+        event: GameEvent,
+    ) -> GameRecord | None:
+        """Write ``state`` as version ``expected_version + 1`` and seq ``event.seq``.
+
+        Returns the updated game, or None when the stored version is no longer
+        ``expected_version`` (another writer won; nothing was written).
+        """
+
+    async def append_event(self, event: GameEvent) -> None:
+        """Store ``event``; raises Conflict when its seq is already taken."""
+
+    async def events_since(self, game_id: str, seq: int, *, limit: int) -> list[GameEvent]:
+        """Events with seq greater than ``seq``, in seq order, at most ``limit``."""
+
+
+class MongoGames:
+    """:class:`GameRepo` over one MongoDB database (``games`` and ``game_events``)."""
+
+    def __init__(self, database: AsyncDatabase[Doc]) -> None:
+        self._games = database["games"]
+        self._events = database["game_events"]
+
+    @guarded
+    async def ensure_indexes(self) -> None:
+        """Idempotent; (game_id, seq) unique as well as the ``_id`` it is derived from."""
+        await self._events.create_index([("game_id", ASCENDING), ("seq", ASCENDING)], unique=True)
+        await self._games.create_index([("players", ASCENDING), ("status", ASCENDING)])
+
+    @guarded
+    async def create(
+        self,
+        *,
+        game_id: str,
+        kind: str,
+        players: tuple[str, ...],
+        seed: int,
+        state: Doc,
+        now: datetime,
+    ) -> tuple[GameRecord, bool]:
+        doc: Doc = {
+            "_id": game_id,
+            "kind": kind,
+            "players": list(players),
+            "seed": seed,
+            "state": state,
+            "version": 0,
+            "seq": 0,
+            "status": GameStatus.ACTIVE.value,
+            "result": None,
+            "created_at": now,
+            "updated_at": now,
+            "last": None,
+        }
+        try:
+            await self._games.insert_one(doc)
+        except DuplicateKeyError:
+            # Insert + duplicate key, not an upsert: nx-27017 drops $setOnInsert fields.
+            existing = await self._games.find_one({"_id": game_id})
+            if existing is not None:
+                return GameRecord.from_doc(existing), False
+            raise  # deleted in between: a real failure, reported by guarded
+        return GameRecord.from_doc(doc), True
+
+    @guarded
+    async def get(self, game_id: str) -> GameRecord | None:
+        doc = await self._games.find_one({"_id": game_id})
+        return GameRecord.from_doc(doc) if doc else None
+
+    @guarded
+    async def save(
+        self,
+        game_id: str,
+        *,
+        expected_version: int,
+        state: Doc,
+        status: GameStatus,
+        result: Doc | None,
+        event: GameEvent,
+    ) -> GameRecord | None:
+        doc = await self._games.find_one_and_update(
+            {"_id": game_id, "version": expected_version},
+            {
+                "$set": {
+                    "state": state,
+                    "version": expected_version + 1,
+                    "seq": event.seq,
+                    "status": status.value,
+                    "result": result,
+                    "updated_at": event.at,
+                    "last": event.to_doc(),
+                }
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        return GameRecord.from_doc(doc) if doc else None
+
+    @guarded
+    async def append_event(self, event: GameEvent) -> None:
+        await self._events.insert_one(event.to_doc())
+
+    @guarded
+    async def events_since(self, game_id: str, seq: int, *, limit: int) -> list[GameEvent]:
+        cursor = self._events.find({"game_id": game_id, "seq": {"$gt": seq}})
+        return [GameEvent.from_doc(d) async for d in cursor.sort("seq", ASCENDING).limit(limit)]

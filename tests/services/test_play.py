@@ -1,0 +1,253 @@
+"""The Play service on real nx-27017 (PyMongo) and a real PubSub over LocalBroker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pytest
+
+from app.errors import BadRequest, BrokerUnavailable, Forbidden, NotFound, PlayhouseError
+from app.pubsub import ChannelNames, LocalBroker, PubSub, Registry
+from app.services.play import Ack, Play, Stale
+from app.storage.games import GameEvent, GameStatus, MongoGames
+from app.storage.mongo import MongoStorage
+from tests.support import MongoProcess, unique_database
+
+PLAYERS = ("alice", "bob")
+
+
+@dataclass(eq=False)
+class Recorder:
+    """A subscriber that keeps every payload it is handed, decoded."""
+
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)
+
+    def deliver(self, frame: bytes, payload: bytes) -> None:
+        self.raw.append(payload)
+        self.messages.append(orjson.loads(payload))
+
+
+class FailingBroker(LocalBroker):
+    async def publish(self, channel: str, message: bytes, *, expire: int = 0) -> None:
+        raise BrokerUnavailable("broker down")
+
+
+class LosingEvents(MongoGames):
+    async def append_event(self, event: GameEvent) -> None:
+        raise RuntimeError("lost on the way")
+
+
+@dataclass
+class World:
+    play: Play
+    games: MongoGames
+    pubsub: PubSub
+
+    async def listen(self, player: str, game_id: str) -> Recorder:
+        recorder = Recorder()
+        channel = self.pubsub.names.user(player, game_id)
+        for ready in self.pubsub.registry.attach(recorder, [channel]):
+            await ready
+        return recorder
+
+
+def make_pubsub(broker: LocalBroker) -> PubSub:
+    registry = Registry(broker, ignored=frozenset((b"",)))
+    return PubSub(broker, ChannelNames(""), expire=0, registry=registry)
+
+
+@pytest.fixture
+async def storage(mongo_session: MongoProcess) -> AsyncIterator[MongoStorage]:
+    store = MongoStorage(mongo_session.url, database=unique_database(), timeout=5.0)
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def world(storage: MongoStorage) -> World:
+    games = MongoGames(storage.database)
+    await games.ensure_indexes()
+    pubsub = make_pubsub(LocalBroker())
+    return World(Play(games, pubsub), games, pubsub)
+
+
+async def c4_move(world: World, player: str, column: int) -> Ack:
+    game = await world.games.get("g1")
+    assert game is not None
+    return await world.play.move("g1", player, {"column": column}, expected_version=game.version)
+
+
+async def test_connect_four_to_a_win(world: World) -> None:
+    await world.play.create("g1", "connect4", PLAYERS, 7)
+    heard = {p: await world.listen(p, "g1") for p in PLAYERS}
+    for column in (0, 1, 0, 1, 0, 1):
+        await c4_move(world, PLAYERS[column], column)
+    ack = await c4_move(world, "alice", 0)
+    assert (ack.seq, ack.version) == (7, 7)
+    assert ack.result == {"status": "win", "winner": "alice", "reason": "four in a row"}
+    game = await world.games.get("g1")
+    assert game is not None and game.status is GameStatus.FINISHED and game.result == ack.result
+    for recorder in heard.values():
+        assert [m["seq"] for m in recorder.messages] == [1, 2, 3, 4, 5, 6, 7]
+        final = recorder.messages[-1]
+        assert final["type"] == "state" and final["game"] == "g1" and final["version"] == 7
+        assert final["last"] == {"player": "alice", "type": "move", "move": {"column": 0}}
+        assert final["result"] == ack.result and final["view"]["result"]["line"]
+    with pytest.raises(BadRequest) as refused:
+        await c4_move(world, "bob", 2)
+    assert refused.value.code == "game_over"
+
+
+async def test_each_player_sees_only_their_own_board(world: World) -> None:
+    game = await world.play.create("b1", "bingo", PLAYERS, 42)
+    boards = game.state["boards"]
+    heard = {p: await world.listen(p, "b1") for p in PLAYERS}
+    for version, number in enumerate((5, 17, 3, 22)):
+        player = PLAYERS[version % 2]
+        await world.play.move("b1", player, {"number": number}, expected_version=version)
+    for seat, player in enumerate(PLAYERS):
+        recorder = heard[player]
+        assert len(recorder.messages) == 4
+        other = orjson.dumps(boards[1 - seat])
+        for message, raw in zip(recorder.messages, recorder.raw, strict=True):
+            assert message["view"]["board"] == boards[seat] and message["view"]["you"] == seat
+            assert "boards" not in message["view"] and "seed" not in message["view"]
+            assert other not in raw
+    mine = await world.play.view("b1", "alice")
+    assert mine["view"]["board"] == boards[0] and mine["seq"] == 4
+    spectator = await world.play.view("b1", "mallory")
+    assert "board" not in spectator["view"]
+
+
+async def test_concurrent_moves_on_one_version_accept_exactly_one(world: World) -> None:
+    await world.play.create("g1", "connect4", PLAYERS, 1)
+
+    async def attempt(i: int) -> Ack | Stale:
+        try:
+            return await world.play.move("g1", "alice", {"column": i % 7}, expected_version=0)
+        except Stale as stale:
+            return stale
+
+    results = await asyncio.gather(*(attempt(i) for i in range(20)))
+    acks = [r for r in results if isinstance(r, Ack)]
+    stale = [r for r in results if isinstance(r, Stale)]
+    assert len(acks) == 1 and len(stale) == 19
+    assert all(s.code == "stale" and s.current["version"] == 1 for s in stale)
+    assert len(await world.play.events_since("g1", 0)) == 1
+    game = await world.games.get("g1")
+    assert game is not None and (game.version, game.seq) == (1, 1)
+
+
+async def test_stale_version_carries_the_current_view(world: World) -> None:
+    await world.play.create("g1", "connect4", PLAYERS, 1)
+    await c4_move(world, "alice", 3)
+    with pytest.raises(Stale) as stale:
+        await world.play.move("g1", "bob", {"column": 3}, expected_version=0)
+    assert stale.value.current["version"] == 1
+    assert stale.value.current["view"]["board"][3][0] == 0
+
+
+@pytest.mark.parametrize(
+    ("player", "move", "error", "code"),
+    [
+        ("bob", {"column": 0}, BadRequest, "not_your_turn"),
+        ("carol", {"column": 0}, Forbidden, "not_a_player"),
+        ("alice", {"column": "x"}, BadRequest, "bad_move"),
+        ("alice", {"column": 9}, BadRequest, "bad_move"),
+        ("alice", [0], BadRequest, "bad_move"),
+        ("alice", {"column": 0, "pad": "x" * 1100}, BadRequest, "bad_move"),
+        ("alice", {"column": 0, "$set": 1}, BadRequest, "bad_move"),
+        ("alice", {"column": 0, "x": {1, 2}}, BadRequest, "bad_move"),
+        ("alice", {"column": 6}, BadRequest, "illegal_move"),  # column 6 is full
+    ],
+)
+async def test_refused_moves_store_nothing(
+    world: World, player: str, move: object, error: type[PlayhouseError], code: str
+) -> None:
+    await world.play.create("g1", "connect4", PLAYERS, 1)
+    for turn in range(6):
+        await c4_move(world, PLAYERS[turn % 2], 6)
+    heard = await world.listen("alice", "g1")
+    with pytest.raises(error) as refused:
+        await world.play.move("g1", player, move, expected_version=6)
+    assert refused.value.code == code
+    game = await world.games.get("g1")
+    assert game is not None and (game.version, game.seq) == (6, 6)
+    assert len(await world.play.events_since("g1", 0)) == 6
+    assert heard.messages == []
+
+
+async def test_finished_game_refuses_moves(world: World) -> None:
+    await world.play.create("g1", "connect4", PLAYERS, 1)
+    ack = await world.play.resign("g1", "bob")
+    assert ack.result == {"status": "win", "winner": "alice", "reason": "resigned"}
+    with pytest.raises(BadRequest) as refused:
+        await world.play.move("g1", "alice", {"column": 0}, expected_version=1)
+    assert refused.value.code == "game_over"
+    with pytest.raises(BadRequest):
+        await world.play.resign("g1", "alice")
+    events = await world.play.events_since("g1", 0)
+    assert [(e.seq, e.type, e.player, e.move) for e in events] == [(1, "resign", "bob", None)]
+
+
+async def test_events_since_replays_in_order(world: World) -> None:
+    await world.play.create("g1", "connect4", PLAYERS, 1)
+    columns = [3, 4, 3, 4, 2]
+    for turn, column in enumerate(columns):
+        await c4_move(world, PLAYERS[turn % 2], column)
+    events = await world.play.events_since("g1", 0)
+    assert [e.seq for e in events] == [1, 2, 3, 4, 5]
+    assert [e.version for e in events] == [1, 2, 3, 4, 5]
+    assert [e.move for e in events] == [{"column": c} for c in columns]
+    assert [e.player for e in events] == ["alice", "bob", "alice", "bob", "alice"]
+    assert [e.seq for e in await world.play.events_since("g1", 3)] == [4, 5]
+    assert await world.play.events_since("g1", 5) == []
+
+
+async def test_create_is_idempotent(world: World) -> None:
+    first, second = await asyncio.gather(
+        world.play.create("c1", "connect4", PLAYERS, 1),
+        world.play.create("c1", "connect4", PLAYERS, 2),
+    )
+    assert first.id == second.id == "c1" and first.seed == second.seed
+    again = await world.play.create("c1", "connect4", PLAYERS, 3)
+    assert (again.seed, again.version, again.seq) == (first.seed, 0, 0)
+    with pytest.raises(BadRequest) as unknown:
+        await world.play.create("c2", "chess", PLAYERS, 1)
+    assert unknown.value.code == "unknown_game"
+    with pytest.raises(BadRequest):
+        await world.play.create("c3", "connect4", ("alice", "alice"), 1)
+    with pytest.raises(BadRequest):
+        await world.play.create("bad:id", "connect4", PLAYERS, 1)
+
+
+async def test_unknown_game_is_not_found(world: World) -> None:
+    with pytest.raises(NotFound):
+        await world.play.move("nope", "alice", {"column": 0}, expected_version=0)
+    with pytest.raises(NotFound):
+        await world.play.view("nope", "alice")
+    with pytest.raises(NotFound):
+        await world.play.events_since("nope", 0)
+
+
+async def test_broker_failure_does_not_fail_an_acknowledged_move(storage: MongoStorage) -> None:
+    games = MongoGames(storage.database)
+    play = Play(games, make_pubsub(FailingBroker()))
+    await play.create("g1", "connect4", PLAYERS, 1)
+    ack = await play.move("g1", "alice", {"column": 0}, expected_version=0)
+    assert (ack.seq, ack.version) == (1, 1)
+    assert [e.seq for e in await play.events_since("g1", 0)] == [1]
+
+
+async def test_latest_event_survives_a_failed_append(storage: MongoStorage) -> None:
+    games = LosingEvents(storage.database)
+    play = Play(games, make_pubsub(LocalBroker()))
+    await play.create("g1", "connect4", PLAYERS, 1)
+    await play.move("g1", "alice", {"column": 0}, expected_version=0)
+    events = await play.events_since("g1", 0)
+    assert [(e.seq, e.move) for e in events] == [(1, {"column": 0})]
