@@ -22,13 +22,16 @@ from app.handlers.auth import (
     XsrfApi,
 )
 from app.handlers.context import WebContext
+from app.handlers.games import CatalogueApi, GameApi, MoveApi, ResignApi
 from app.handlers.health import HealthHandler, MetricsHandler, ReadyHandler
+from app.handlers.lobby import ChallengeActionApi, ChallengesApi
 from app.handlers.pages import IndexHandler, NotFoundHandler
 from app.handlers.ws import Ws4RedisHandler, WsContext
 
 __all__ = ["ROOT", "make_app"]
 
 ROOT = Path(__file__).resolve().parent.parent
+GAME_ID = r"[A-Za-z0-9_-]{1,64}"
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:
@@ -67,6 +70,9 @@ def make_app(settings: Settings, deps: Deps) -> tornado.web.Application:
             session_ttl=settings.security.session_ttl,
             heartbeat=settings.ws4redis.heartbeat,
             admin_token=settings.admin.token,
+            lobby=deps.lobby,
+            play=deps.play,
+            games=deps.games,
         )
     }
     ready = {"checks": {"broker": deps.pubsub.broker.ping, "storage": deps.storage.ping}}
@@ -82,6 +88,12 @@ def make_app(settings: Settings, deps: Deps) -> tornado.web.Application:
         (r"/api/login", LoginApi, web),
         (r"/api/logout", LogoutApi, web),
         (r"/api/admin/broadcast", BroadcastApi, web),
+        (r"/api/games/catalogue", CatalogueApi, web),
+        (rf"/api/games/({GAME_ID})", GameApi, web),
+        (rf"/api/games/({GAME_ID})/moves", MoveApi, web),
+        (rf"/api/games/({GAME_ID})/resign", ResignApi, web),
+        (r"/api/challenges", ChallengesApi, web),
+        (r"/api/challenges/(\w{1,64})/(accept|decline|cancel)", ChallengeActionApi, web),
         (r"/healthz", HealthHandler),
         (r"/readyz", ReadyHandler, {**ready, "draining": deps.is_draining}),
         (r"/metrics", MetricsHandler, {"metrics": deps.metrics}),

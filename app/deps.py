@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import tornado.web
@@ -22,7 +23,12 @@ from app.pubsub import Broker, ChannelNames, LocalBroker, PubSub, Registry
 from app.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter
 from app.redis_broker import RedisBroker
 from app.services.accounts import Accounts, LoginLimits
+from app.services.challenges import Challenges
+from app.services.lobby import Lobby
 from app.services.notices import Notices
+from app.services.play import Play
+from app.storage.challenges import MongoChallenges
+from app.storage.games import MongoGames
 from app.storage.mongo import MongoStorage
 from app.types import Identity
 
@@ -45,6 +51,9 @@ class Deps:
     accounts: Accounts
     notices: Notices
     control: ControlChannel
+    lobby: Lobby
+    games: MongoGames
+    play: Play
     draining: bool = field(default=False)
 
     def is_draining(self) -> bool:
@@ -85,6 +94,17 @@ def _identify(accounts: Accounts) -> Identify:
     return identify
 
 
+def _find_user(storage: MongoStorage) -> Callable[[str], Awaitable[str | None]]:
+    """``await find_user(name)``: the canonical spelling of a registered name, else None."""
+
+    async def find_user(name: str) -> str | None:
+        key = name.strip().casefold()
+        user = await storage.users.get(key) if 0 < len(key) <= 64 else None
+        return user.username if user is not None else None
+
+    return find_user
+
+
 def bcrypt_threads(settings: Settings) -> int:
     """``security.bcrypt_threads``, or one per core.
 
@@ -109,8 +129,12 @@ async def build_deps(settings: Settings, *, mongo_url: str) -> Deps:
         mongo_url, database=settings.mongodb.database, timeout=settings.mongodb.timeout
     )
     await broker.start()
+    challenge_repo = MongoChallenges(storage.database)
+    games = MongoGames(storage.database)
     try:
         await storage.ensure_indexes()
+        await challenge_repo.ensure_indexes()
+        await games.ensure_indexes()
     except StorageUnavailable:
         await broker.close()
         raise StorageUnavailable(f"cannot reach MongoDB at {safe_url(mongo_url)}") from None
@@ -130,6 +154,19 @@ async def build_deps(settings: Settings, *, mongo_url: str) -> Deps:
             window=security.rate_window,
         ),
     )
+    find_user = _find_user(storage)
+
+    async def user_exists(name: str) -> bool:
+        return await find_user(name) is not None
+
+    challenges = Challenges(
+        challenge_repo,
+        user_exists=user_exists,
+        # Placeholder until presence (app/presence.py) is wired in: any registered
+        # user counts as available, online or not, in a game or not.
+        is_available=user_exists,
+    )
+    play = Play(games, pubsub)
     connections = ConnectionSet()
     control = ControlChannel(pubsub, connections)
     await control.start()
@@ -149,4 +186,7 @@ async def build_deps(settings: Settings, *, mongo_url: str) -> Deps:
         accounts=accounts,
         notices=Notices(storage, pubsub),
         control=control,
+        games=games,
+        play=play,
+        lobby=Lobby(challenges, play, pubsub, find_user=find_user),
     )

@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from app.connections import ConnectionSet
 from app.control import ControlChannel
 from app.services.accounts import Accounts
+from app.services.lobby import Lobby
 from app.services.notices import Notices
+from app.services.play import Play
+from app.storage.games import GameRepo
 
 __all__ = ["WebContext"]
 
@@ -21,3 +24,6 @@ class WebContext:
     session_ttl: float
     heartbeat: str
     admin_token: str
+    lobby: Lobby
+    play: Play
+    games: GameRepo

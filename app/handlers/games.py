@@ -1,0 +1,69 @@
+"""Games API: the catalogue, a player's view, moves and resignation over HTTP.
+
+Moves come in here and go out on each player's ``/ws/<game_id>?subscribe-user``
+socket (published by :class:`app.services.play.Play`); the HTTP answer is the
+ack, sent only after the move is stored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.errors import Forbidden, Invalid, NotFound
+from app.games import registry
+from app.games.base import NOT_A_PLAYER
+from app.handlers.session import ApiHandler
+from app.services.play import Ack, Stale
+
+__all__ = ["CatalogueApi", "GameApi", "MoveApi", "ResignApi"]
+
+
+def ack_json(ack: Ack) -> dict[str, Any]:
+    return {"seq": ack.seq, "version": ack.version, "result": ack.result}
+
+
+class CatalogueApi(ApiHandler):
+    """``GET /api/games/catalogue``: every game kind; no sign-in needed."""
+
+    def get(self) -> None:
+        self.write_json(registry.catalogue())
+
+
+class GameApi(ApiHandler):
+    """``GET /api/games/<id>``: the signed-in player's view (spectators later)."""
+
+    async def get(self, game_id: str) -> None:
+        me = self.viewer().username
+        # Membership is read from the repository until Play offers a player-only view.
+        game = await self.web.games.get(game_id)
+        if game is None:
+            raise NotFound(f"no game {game_id!r}")
+        if me not in game.players:
+            raise Forbidden("you are not playing this game", code=NOT_A_PLAYER)
+        self.write_json(await self.web.play.view(game_id, me))
+
+
+class MoveApi(ApiHandler):
+    """``POST /api/games/<id>/moves {move, version}`` → the ack; stale → 409 + view."""
+
+    async def post(self, game_id: str) -> None:
+        me = self.viewer().username
+        body = self.json_body()
+        version = body.get("version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise Invalid("version", "version must be the game version you saw")
+        try:
+            ack = await self.web.play.move(game_id, me, body.get("move"), expected_version=version)
+        except Stale as stale:
+            error = {"error": stale.code, "message": str(stale), "current": stale.current}
+            self.write_json(error, status=409)
+            return
+        self.write_json(ack_json(ack))
+
+
+class ResignApi(ApiHandler):
+    """``POST /api/games/<id>/resign`` → the ack of the final event."""
+
+    async def post(self, game_id: str) -> None:
+        ack = await self.web.play.resign(game_id, self.viewer().username)
+        self.write_json(ack_json(ack))

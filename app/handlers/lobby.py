@@ -1,0 +1,37 @@
+"""Lobby API: ``POST /api/challenges`` and its accept, decline and cancel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.errors import Invalid
+from app.handlers.session import ApiHandler
+
+__all__ = ["ChallengeActionApi", "ChallengesApi"]
+
+
+def _text(body: dict[str, Any], field: str) -> str:
+    value = body.get(field)
+    if not isinstance(value, str) or not value.strip():
+        raise Invalid(field, f"{field} is required")
+    return value.strip()
+
+
+class ChallengesApi(ApiHandler):
+    """``POST /api/challenges {to, game}`` → 201 with the challenge."""
+
+    async def post(self) -> None:
+        me = self.viewer().username
+        body = self.json_body()
+        challenge = await self.web.lobby.challenge(me, _text(body, "to"), _text(body, "game"))
+        self.write_json(challenge, status=201)
+
+
+class ChallengeActionApi(ApiHandler):
+    """``POST /api/challenges/<id>/(accept|decline|cancel)``."""
+
+    async def post(self, challenge_id: str, action: str) -> None:
+        me = self.viewer().username
+        lobby = self.web.lobby
+        act = {"accept": lobby.accept, "decline": lobby.decline, "cancel": lobby.cancel}[action]
+        self.write_json(await act(challenge_id, me))
