@@ -24,7 +24,7 @@ from app.handlers.auth import (
 from app.handlers.context import WebContext
 from app.handlers.games import CatalogueApi, GameApi, MoveApi, ResignApi
 from app.handlers.health import HealthHandler, MetricsHandler, ReadyHandler
-from app.handlers.lobby import ChallengeActionApi, ChallengesApi
+from app.handlers.lobby import ChallengeActionApi, ChallengesApi, LobbyApi
 from app.handlers.pages import IndexHandler, NotFoundHandler
 from app.handlers.ws import Ws4RedisHandler, WsContext
 
@@ -60,6 +60,8 @@ def make_app(settings: Settings, deps: Deps) -> tornado.web.Application:
         allowed_origins=frozenset(settings.security.allowed_origins),
         max_outgoing_bytes=settings.limits.max_outgoing_bytes,
         subscribe_timeout=settings.redis.timeout,
+        presence=deps.presence,
+        background=set(),
     )
     web = {
         "web": WebContext(
@@ -71,6 +73,7 @@ def make_app(settings: Settings, deps: Deps) -> tornado.web.Application:
             heartbeat=settings.ws4redis.heartbeat,
             admin_token=settings.admin.token,
             lobby=deps.lobby,
+            presence=deps.presence,
             play=deps.play,
             games=deps.games,
         )
@@ -92,6 +95,7 @@ def make_app(settings: Settings, deps: Deps) -> tornado.web.Application:
         (rf"/api/games/({GAME_ID})", GameApi, web),
         (rf"/api/games/({GAME_ID})/moves", MoveApi, web),
         (rf"/api/games/({GAME_ID})/resign", ResignApi, web),
+        (r"/api/lobby", LobbyApi, web),
         (r"/api/challenges", ChallengesApi, web),
         (r"/api/challenges/(\w{1,64})/(accept|decline|cancel)", ChallengeActionApi, web),
         (r"/healthz", HealthHandler),

@@ -22,6 +22,7 @@ __all__ = [
     "ConfigError",
     "LimitSettings",
     "MongoSettings",
+    "PresenceSettings",
     "RedisSettings",
     "SecuritySettings",
     "ServerSettings",
@@ -104,6 +105,13 @@ class LimitSettings:
 
 
 @dataclass(frozen=True)
+class PresenceSettings:
+    grace: float = 3.0
+    heartbeat: float = 5.0
+    ttl: float = 15.0
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
@@ -113,6 +121,7 @@ class Settings:
     security: SecuritySettings = field(default_factory=SecuritySettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
+    presence: PresenceSettings = field(default_factory=PresenceSettings)
 
 
 def _sections() -> dict[str, type]:

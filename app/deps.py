@@ -19,6 +19,8 @@ from app.handlers.base import SESSION_COOKIE
 from app.handlers.ws import Identify
 from app.metrics import Metrics
 from app.passwords import PasswordHasher
+from app.presence import LocalPresence, Presence
+from app.presence_redis import RedisPresence
 from app.pubsub import Broker, ChannelNames, LocalBroker, PubSub, Registry
 from app.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter
 from app.redis_broker import RedisBroker
@@ -54,12 +56,14 @@ class Deps:
     lobby: Lobby
     games: MongoGames
     play: Play
+    presence: Presence
     draining: bool = field(default=False)
 
     def is_draining(self) -> bool:
         return self.draining
 
     async def close(self) -> None:
+        await self.presence.close()
         await self.pubsub.broker.close()
         await self.storage.close()
         self.hasher.close()
@@ -78,6 +82,20 @@ def _make_broker(settings: Settings, metrics: Metrics) -> Broker:
         timeout=settings.redis.timeout,
         on_reconnect=metrics.broker_reconnects.inc,
     )
+
+
+def _make_presence(settings: Settings, broker: Broker, pubsub: PubSub) -> Presence:
+    config = settings.presence
+    if isinstance(broker, RedisBroker):
+        return RedisPresence(
+            pubsub,
+            broker.client,
+            instance_id=instance_name(settings),
+            grace=config.grace,
+            heartbeat=config.heartbeat,
+            ttl=config.ttl,
+        )
+    return LocalPresence(pubsub, grace=config.grace)
 
 
 def _make_limiter(settings: Settings, broker: Broker) -> RateLimiter:
@@ -167,6 +185,8 @@ async def build_deps(settings: Settings, *, mongo_url: str) -> Deps:
         is_available=user_exists,
     )
     play = Play(games, pubsub)
+    presence = _make_presence(settings, broker, pubsub)
+    await presence.start()
     connections = ConnectionSet()
     control = ControlChannel(pubsub, connections)
     await control.start()
@@ -189,4 +209,5 @@ async def build_deps(settings: Settings, *, mongo_url: str) -> Deps:
         games=games,
         play=play,
         lobby=Lobby(challenges, play, pubsub, find_user=find_user),
+        presence=presence,
     )

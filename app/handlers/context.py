@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from app.connections import ConnectionSet
 from app.control import ControlChannel
+from app.presence import Presence
 from app.services.accounts import Accounts
 from app.services.lobby import Lobby
 from app.services.notices import Notices
@@ -25,5 +26,6 @@ class WebContext:
     heartbeat: str
     admin_token: str
     lobby: Lobby
+    presence: Presence
     play: Play
     games: GameRepo

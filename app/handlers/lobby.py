@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from app.errors import Invalid
+from app.games.registry import catalogue
 from app.handlers.session import ApiHandler
 
-__all__ = ["ChallengeActionApi", "ChallengesApi"]
+__all__ = ["ChallengeActionApi", "ChallengesApi", "LobbyApi"]
 
 
 def _text(body: dict[str, Any], field: str) -> str:
@@ -15,6 +16,16 @@ def _text(body: dict[str, Any], field: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise Invalid(field, f"{field} is required")
     return value.strip()
+
+
+class LobbyApi(ApiHandler):
+    """``GET /api/lobby``: who is online (with status) and the game catalogue."""
+
+    async def get(self) -> None:
+        self.viewer()
+        online = await self.web.presence.online()
+        players = [{"username": name, "status": online[name]} for name in sorted(online)]
+        self.write_json({"online": players, "games": catalogue()})
 
 
 class ChallengesApi(ApiHandler):

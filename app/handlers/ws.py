@@ -26,6 +26,7 @@ from app.connections import Connection, ConnectionSet
 from app.errors import BrokerUnavailable, Forbidden, PlayhouseError, ProtocolError
 from app.handlers.base import http_status, ws_close_code
 from app.metrics import Metrics
+from app.presence import Presence
 from app.pubsub import PubSub
 from app.types import ANONYMOUS, Identity
 
@@ -54,6 +55,8 @@ class WsContext:
     allowed_origins: frozenset[str]
     max_outgoing_bytes: int
     subscribe_timeout: float
+    presence: Presence
+    background: set[asyncio.Task[None]]
 
 
 class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
@@ -63,6 +66,7 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
     _plan: ChannelPlan
     _conn: Connection | None = None
     _session_key: str | None = None
+    _username: str | None = None
 
     def initialize(self, ctx: WsContext) -> None:
         self.ctx = ctx
@@ -76,6 +80,7 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
             names = self.ctx.pubsub.names
             self._plan = plan_channels(names, self.ctx.policy, identity, facility, flags)
             self._session_key = identity.session_key
+            self._username = identity.username
         except PlayhouseError as error:
             self.ctx.metrics.rejected.labels(error.code).inc()
             self.set_status(http_status(error))
@@ -105,6 +110,8 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
         self._conn = conn
         ctx.connections.add(conn)
         ctx.metrics.connections.inc()
+        if self._username:
+            await ctx.presence.connected(self._username)
         conn.held = []
         waits = ctx.pubsub.registry.attach(conn, self._plan.subscribe)
         try:
@@ -174,6 +181,11 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
         if conn is None:
             return
         conn.open = False
-        self.ctx.pubsub.registry.detach(conn, self._plan.subscribe)
-        self.ctx.connections.discard(conn)
-        self.ctx.metrics.connections.dec()
+        ctx = self.ctx
+        ctx.pubsub.registry.detach(conn, self._plan.subscribe)
+        ctx.connections.discard(conn)
+        ctx.metrics.connections.dec()
+        if self._username:  # after the grace, "offline" unless another socket remains
+            task = asyncio.ensure_future(ctx.presence.disconnected(self._username))
+            ctx.background.add(task)
+            task.add_done_callback(ctx.background.discard)
