@@ -26,6 +26,7 @@ __all__ = [
     "Move",
     "Outcome",
     "State",
+    "TwoPlayerTurns",
     "clone",
     "int_field",
     "turn_check",
@@ -118,3 +119,21 @@ def turn_check(state: State, player: str) -> Invalid | None:
     if state["players"][state["turn"]] != player:
         return Invalid(NOT_YOUR_TURN, "it is not your turn")
     return None
+
+
+class TwoPlayerTurns:
+    """Defaults for two-player games that alternate ``state["turn"]`` and keep
+    ``state["result"]`` as ``{"status", "winner", "reason"}`` once finished."""
+
+    min_players = 2
+    max_players = 2
+
+    def outcome(self, state: State) -> Outcome:
+        result = state.get("result")
+        return ONGOING if result is None else Outcome(**result)
+
+    def to_move(self, state: State) -> tuple[str, ...]:
+        return () if state.get("result") else (state["players"][state["turn"]],)
+
+    def view(self, state: State, player: str | None) -> State:
+        return clone(state)  # nothing hidden

@@ -19,11 +19,10 @@ from collections.abc import Sequence
 
 from app.games.base import (
     ILLEGAL,
-    ONGOING,
     Invalid,
     Move,
-    Outcome,
     State,
+    TwoPlayerTurns,
     clone,
     int_field,
     turn_check,
@@ -55,12 +54,10 @@ def completed_lines(board: list[int], called: list[int]) -> int:
     return sum(all(board[i] in marked for i in line) for line in LINES)
 
 
-class Bingo:
+class Bingo(TwoPlayerTurns):
     kind = "bingo"
     title = "Bingo"
     summary = "Call numbers in turn; the first to complete five lines on a private 5×5 board wins."
-    min_players = 2
-    max_players = 2
 
     def setup(self, players: Sequence[str], seed: int) -> State:
         return {
@@ -94,13 +91,6 @@ class Bingo:
         else:
             new["turn"] = 1 - seat
         return new
-
-    def outcome(self, state: State) -> Outcome:
-        result = state.get("result")
-        return ONGOING if result is None else Outcome(**result)
-
-    def to_move(self, state: State) -> tuple[str, ...]:
-        return () if state.get("result") else (state["players"][state["turn"]],)
 
     def view(self, state: State, player: str | None) -> State:
         if state.get("result") is not None:

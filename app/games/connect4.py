@@ -17,6 +17,7 @@ from app.games.base import (
     Move,
     Outcome,
     State,
+    TwoPlayerTurns,
     clone,
     int_field,
     turn_check,
@@ -44,12 +45,10 @@ def winning_line(board: list[list[int | None]], col: int, row: int) -> list[list
     return None
 
 
-class ConnectFour:
+class ConnectFour(TwoPlayerTurns):
     kind = "connect4"
     title = "Connect Four"
     summary = "Drop pieces into a 7×6 grid; four in a row wins."
-    min_players = 2
-    max_players = 2
 
     def setup(self, players: Sequence[str], seed: int) -> State:
         return {
@@ -94,12 +93,6 @@ class ConnectFour:
         if result is None:
             return ONGOING
         return Outcome(result["status"], result["winner"], result["reason"])
-
-    def to_move(self, state: State) -> tuple[str, ...]:
-        return () if state.get("result") else (state["players"][state["turn"]],)
-
-    def view(self, state: State, player: str | None) -> State:
-        return clone(state)  # nothing hidden
 
     def legal_moves(self, state: State, player: str) -> list[Move]:
         if player not in self.to_move(state):

@@ -16,11 +16,10 @@ from collections.abc import Sequence
 from app.games.base import (
     BAD_MOVE,
     ILLEGAL,
-    ONGOING,
     Invalid,
     Move,
-    Outcome,
     State,
+    TwoPlayerTurns,
     clone,
     int_field,
     turn_check,
@@ -44,12 +43,10 @@ def box_closed(state: State, row: int, col: int) -> bool:
     return all(edge is not None for edge in edges)
 
 
-class DotsAndBoxes:
+class DotsAndBoxes(TwoPlayerTurns):
     kind = "dots"
     title = "Dots and Boxes"
     summary = "Take turns drawing lines on a 5×5 grid of dots; close a box to score and go again."
-    min_players = 2
-    max_players = 2
 
     def setup(self, players: Sequence[str], seed: int) -> State:
         return {
@@ -99,16 +96,6 @@ class DotsAndBoxes:
         elif not closed:
             new["turn"] = 1 - seat
         return new
-
-    def outcome(self, state: State) -> Outcome:
-        result = state.get("result")
-        return ONGOING if result is None else Outcome(**result)
-
-    def to_move(self, state: State) -> tuple[str, ...]:
-        return () if state.get("result") else (state["players"][state["turn"]],)
-
-    def view(self, state: State, player: str | None) -> State:
-        return clone(state)  # nothing hidden
 
     def legal_moves(self, state: State, player: str) -> list[Move]:
         if player not in self.to_move(state):

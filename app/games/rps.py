@@ -20,11 +20,10 @@ from app.games.base import (
     GAME_OVER,
     NOT_A_PLAYER,
     NOT_YOUR_TURN,
-    ONGOING,
     Invalid,
     Move,
-    Outcome,
     State,
+    TwoPlayerTurns,
     clone,
 )
 
@@ -36,12 +35,10 @@ WINS_NEEDED = 3
 MAX_ROUNDS = 15
 
 
-class RockPaperScissors:
+class RockPaperScissors(TwoPlayerTurns):
     kind = "rps"
     title = "Rock-paper-scissors"
     summary = "Secret simultaneous choices, best of five: first to three round wins."
-    min_players = 2
-    max_players = 2
 
     def setup(self, players: Sequence[str], seed: int) -> State:
         return {
@@ -71,10 +68,6 @@ class RockPaperScissors:
         if all(pending is not None for pending in new["pending"]):
             resolve(new)
         return new
-
-    def outcome(self, state: State) -> Outcome:
-        result = state.get("result")
-        return ONGOING if result is None else Outcome(**result)
 
     def to_move(self, state: State) -> tuple[str, ...]:
         if state.get("result"):

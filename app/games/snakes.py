@@ -17,11 +17,10 @@ from collections.abc import Sequence
 
 from app.games.base import (
     BAD_MOVE,
-    ONGOING,
     Invalid,
     Move,
-    Outcome,
     State,
+    TwoPlayerTurns,
     clone,
     turn_check,
 )
@@ -42,12 +41,10 @@ def die(seed: int, number: int) -> int:
     return random.Random(f"{seed}:{number}").randint(1, 6)
 
 
-class SnakesAndLadders:
+class SnakesAndLadders(TwoPlayerTurns):
     kind = "snakes"
     title = "Snakes and Ladders"
     summary = "Roll and race to 100: ladders climb, snakes slide, a 6 rolls again."
-    min_players = 2
-    max_players = 2
 
     def setup(self, players: Sequence[str], seed: int) -> State:
         return {
@@ -102,16 +99,6 @@ class SnakesAndLadders:
         if len(leaders) > 1:
             return {"status": "draw", "winner": None, "reason": "roll limit, level"}
         return {"status": "win", "winner": leaders[0], "reason": "roll limit, nearest 100"}
-
-    def outcome(self, state: State) -> Outcome:
-        result = state.get("result")
-        return ONGOING if result is None else Outcome(**result)
-
-    def to_move(self, state: State) -> tuple[str, ...]:
-        return () if state.get("result") else (state["players"][state["turn"]],)
-
-    def view(self, state: State, player: str | None) -> State:
-        return clone(state)  # nothing hidden
 
     def legal_moves(self, state: State, player: str) -> list[Move]:
         if player not in self.to_move(state):

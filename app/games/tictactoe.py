@@ -6,11 +6,10 @@ from collections.abc import Sequence
 
 from app.games.base import (
     ILLEGAL,
-    ONGOING,
     Invalid,
     Move,
-    Outcome,
     State,
+    TwoPlayerTurns,
     clone,
     int_field,
     turn_check,
@@ -25,12 +24,10 @@ LINES = (
 )  # fmt: skip
 
 
-class TicTacToe:
+class TicTacToe(TwoPlayerTurns):
     kind = "tictactoe"
     title = "Tic-tac-toe"
     summary = "Three in a row on a 3×3 grid."
-    min_players = 2
-    max_players = 2
 
     def setup(self, players: Sequence[str], seed: int) -> State:
         return {
@@ -60,16 +57,6 @@ class TicTacToe:
         else:
             new["turn"] = 1 - seat
         return new
-
-    def outcome(self, state: State) -> Outcome:
-        result = state.get("result")
-        return ONGOING if result is None else Outcome(**result)
-
-    def to_move(self, state: State) -> tuple[str, ...]:
-        return () if state.get("result") else (state["players"][state["turn"]],)
-
-    def view(self, state: State, player: str | None) -> State:
-        return clone(state)  # nothing hidden
 
     def legal_moves(self, state: State, player: str) -> list[Move]:
         if player not in self.to_move(state):
