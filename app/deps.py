@@ -177,16 +177,15 @@ async def build_deps(settings: Settings, *, mongo_url: str) -> Deps:
     async def user_exists(name: str) -> bool:
         return await find_user(name) is not None
 
-    challenges = Challenges(
-        challenge_repo,
-        user_exists=user_exists,
-        # Placeholder until presence (app/presence.py) is wired in: any registered
-        # user counts as available, online or not, in a game or not.
-        is_available=user_exists,
-    )
-    play = Play(games, pubsub)
     presence = _make_presence(settings, broker, pubsub)
     await presence.start()
+
+    async def is_available(name: str) -> bool:
+        """Online (a socket open somewhere) and not already in a game."""
+        return (await presence.online()).get(name) == "online"
+
+    challenges = Challenges(challenge_repo, user_exists=user_exists, is_available=is_available)
+    play = Play(games, pubsub)
     connections = ConnectionSet()
     control = ControlChannel(pubsub, connections)
     await control.start()

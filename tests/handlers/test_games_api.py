@@ -10,7 +10,7 @@ from tornado.websocket import WebSocketClientConnection
 from app.runtime import Instance
 from tests.conftest import MakeInstance
 from tests.handlers.test_accounts_api import Browser, assert_error, data
-from tests.handlers.test_lobby_api import act, challenge, http, message, player, user_socket
+from tests.handlers.test_lobby_api import act, challenge, http, lobby, message, player, user_socket
 
 __all__ = ["http"]  # the fixture, re-exported for pytest
 
@@ -18,6 +18,7 @@ __all__ = ["http"]  # the fixture, re-exported for pytest
 async def new_game(http: AsyncHTTPClient, instance: Instance) -> tuple[Browser, Browser, str]:
     """alice (seat 0, moves first) and bob in a fresh Tic-tac-toe game."""
     alice, bob = await player(http, instance, "alice"), await player(http, instance, "bob")
+    bob.lobby_socket = await lobby(bob, "bob")  # type: ignore[attr-defined]  # bob is online
     sent = data(await challenge(alice, "bob"))
     accepted = await act(bob, sent["id"], "accept")
     assert accepted.code == 200, accepted.body

@@ -125,7 +125,7 @@ async def test_decline_and_cancel_are_announced(
 ) -> None:
     instance = await make_instance()
     alice, bob = await player(http, instance, "alice"), await player(http, instance, "bob")
-    alice_lobby = await lobby(alice, "alice")
+    alice_lobby, _bob_lobby = await lobby(alice, "alice"), await lobby(bob, "bob")
 
     first = data(await challenge(alice, "bob"))
     assert (await message(alice_lobby))["type"] == "challenge"
@@ -155,8 +155,11 @@ async def test_bad_challenges_are_clear_errors(
 ) -> None:
     instance = await make_instance()
     alice = await player(http, instance, "alice")
-    await player(http, instance, "bob")
+    bob = await player(http, instance, "bob")
+    await player(http, instance, "carol")
+    _bob_lobby = await lobby(bob, "bob")
 
+    assert_error(await challenge(alice, "carol"), 409, "unavailable")  # registered, not online
     assert_error(await challenge(alice, "alice"), 400, "invalid", field="to")
     assert_error(await challenge(alice, "bob", "chess"), 400, "invalid", field="game")
     assert_error(await challenge(alice, "nobody"), 404, "unknown_user")
