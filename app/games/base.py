@@ -123,7 +123,11 @@ def turn_check(state: State, player: str) -> Invalid | None:
 
 class TwoPlayerTurns:
     """Defaults for two-player games that alternate ``state["turn"]`` and keep
-    ``state["result"]`` as ``{"status", "winner", "reason"}`` once finished."""
+    ``state["result"]`` as ``{"status", "winner", "reason"}`` once finished.
+
+    The play service ends a game from outside the rules (resignation, timeout)
+    by setting ``state["result"]``; every game treats such a state as finished.
+    """
 
     min_players = 2
     max_players = 2

@@ -166,7 +166,10 @@ class Play:
         winner = others[0] if len(others) == 1 else None
         result = {"status": "win" if winner else "draw", "winner": winner, "reason": "resigned"}
         event = self._event(game, player, "resign", None)
-        return await self._commit(game, rules, game.state, GameStatus.FINISHED, result, event)
+        # The rules see the end too (state["result"], the games' shared convention), so
+        # views reveal what a finished game reveals, e.g. both Bingo boards.
+        finished = {**game.state, "result": result}
+        return await self._commit(game, rules, finished, GameStatus.FINISHED, result, event)
 
     async def view(self, game_id: str, player: str | None) -> dict[str, Any]:
         """The ``state`` message as ``player`` sees it (a spectator's when not playing).

@@ -124,6 +124,17 @@ async def test_each_player_sees_only_their_own_board(world: World) -> None:
     assert "board" not in spectator["view"]
 
 
+async def test_resignation_ends_the_rules_state_too(world: World) -> None:
+    """After a resignation the finished game reveals what finished games reveal."""
+    game = await world.play.create("b2", "bingo", PLAYERS, 7)
+    await world.play.move("b2", "alice", {"number": 9}, expected_version=0)
+    await world.play.resign("b2", "bob")
+    seen = await world.play.view("b2", "alice")
+    assert seen["view"]["boards"] == game.state["boards"]  # both boards, as at any end
+    assert seen["result"] == {"status": "win", "winner": "alice", "reason": "resigned"}
+    assert seen["view"]["result"] == seen["result"]
+
+
 async def test_concurrent_moves_on_one_version_accept_exactly_one(world: World) -> None:
     await world.play.create("g1", "connect4", PLAYERS, 1)
 
