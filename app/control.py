@@ -1,4 +1,5 @@
-"""Instance-to-instance control messages over the broker (e.g. close a session's sockets).
+"""Instance-to-instance control messages over the broker: close a session's sockets,
+set a player's presence status where their sockets are.
 
 The channel name cannot collide with ws4redis channels, which all start with
 ``broadcast:``, ``user:``, ``group:`` or ``session:`` after the prefix.
@@ -6,11 +7,15 @@ The channel name cannot collide with ws4redis channels, which all start with
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 import orjson
 
 from app.connections import ConnectionSet
+from app.presence import Presence
 from app.pubsub import PubSub
 
 __all__ = ["ControlChannel"]
@@ -21,9 +26,11 @@ log = logging.getLogger("playhouse.control")
 class ControlChannel:
     """Publishes and applies control operations on every instance."""
 
-    def __init__(self, pubsub: PubSub, connections: ConnectionSet) -> None:
+    def __init__(self, pubsub: PubSub, connections: ConnectionSet, presence: Presence) -> None:
         self._pubsub = pubsub
         self._connections = connections
+        self._presence = presence
+        self._tasks: set[asyncio.Task[None]] = set()
         self.channel = f"{pubsub.names.prefix}playhouse:control"
 
     async def start(self) -> None:
@@ -35,11 +42,27 @@ class ControlChannel:
         message = orjson.dumps({"op": "logout", "session": session_key})
         await self._pubsub.publish([self.channel], message, expire=0)
 
+    async def set_status(self, users: list[str], status: str) -> None:
+        """Set presence ``status`` (``in_game`` / ``online``) of ``users`` on every instance.
+
+        Only the instances holding a user's sockets change anything.
+        """
+        message = orjson.dumps({"op": "status", "users": users, "status": status})
+        await self._pubsub.publish([self.channel], message, expire=0)
+
     def deliver(self, frame: bytes, payload: bytes) -> None:
         try:
             op = orjson.loads(payload)
             if op.get("op") == "logout":
                 closed = self._connections.close_session(str(op["session"]))
                 log.info("closed %d sockets of a logged-out session", closed)
+            elif op.get("op") == "status" and op["status"] in ("online", "in_game"):
+                for user in op["users"]:
+                    self._spawn(self._presence.set_status(str(user), op["status"]))
         except (orjson.JSONDecodeError, KeyError, AttributeError, TypeError):
             log.warning("ignored malformed control message")
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -185,10 +185,10 @@ async def build_deps(settings: Settings, *, mongo_url: str) -> Deps:
         return (await presence.online()).get(name) == "online"
 
     challenges = Challenges(challenge_repo, user_exists=user_exists, is_available=is_available)
-    play = Play(games, pubsub)
     connections = ConnectionSet()
-    control = ControlChannel(pubsub, connections)
+    control = ControlChannel(pubsub, connections, presence)
     await control.start()
+    play = Play(games, pubsub, on_status=control.set_status)
     return Deps(
         instance_id=instance_name(settings),
         cookie_secret=settings.server.cookie_secret or secrets.token_urlsafe(32),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -41,6 +41,10 @@ class Stale(Conflict):
     def __init__(self, message: str, *, current: dict[str, Any]) -> None:
         super().__init__(message)
         self.current = current
+
+
+StatusHook = Callable[[list[str], str], Awaitable[None]]
+"""``await on_status(players, "in_game" | "online")`` when a game starts or ends."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,11 +96,13 @@ class Play:
         *,
         rules: Callable[[str], GameRules | None] = registry.get,
         now: Callable[[], datetime] = lambda: datetime.now().astimezone(),
+        on_status: StatusHook | None = None,
     ) -> None:
         self._games = games
         self._pubsub = pubsub
         self._rules = rules
         self._now = now
+        self._on_status = on_status
 
     async def create(
         self, game_id: str, kind: str, players: Sequence[str], seed: int
@@ -116,7 +122,7 @@ class Play:
             raise BadRequest(
                 f"{kind} needs {rules.min_players}-{rules.max_players} distinct players"
             )
-        game, _ = await self._games.create(
+        game, inserted = await self._games.create(
             game_id=game_id,
             kind=kind,
             players=seats,
@@ -124,6 +130,8 @@ class Play:
             state=rules.setup(seats, seed),
             now=self._now(),
         )
+        if inserted:
+            await self._status(game.players, "in_game")
         return game
 
     async def move(self, game_id: str, player: str, move: object, *, expected_version: int) -> Ack:
@@ -246,7 +254,18 @@ class Play:
         except Exception:
             logger.exception("game %s: event %d stored with the game only", game.id, event.seq)
         await self._announce(saved, rules)
+        if status is GameStatus.FINISHED:
+            await self._status(saved.players, "online")
         return Ack(saved.id, saved.seq, saved.version, saved.result)
+
+    async def _status(self, players: Sequence[str], status: str) -> None:
+        """Tell presence (best effort: a stored game stands whatever happens here)."""
+        if self._on_status is None:
+            return
+        try:
+            await self._on_status(list(players), status)
+        except Exception:
+            logger.exception("presence not updated for %s", players)
 
     async def _announce(self, game: GameRecord, rules: GameRules) -> None:
         """Send each player their own view, on their own channel only."""

@@ -10,7 +10,13 @@ from tornado.httpclient import AsyncHTTPClient
 from app.runtime import Instance
 from tests.conftest import ws_url
 from tests.handlers.test_accounts_api import assert_error, data
-from tests.handlers.test_lobby_api import http, lobby, player  # noqa: F401  (fixture)
+from tests.handlers.test_lobby_api import (  # noqa: F401  (http is a fixture)
+    act,
+    challenge,
+    http,
+    lobby,
+    player,
+)
 from tests.support import recv, wait_until, ws_open
 
 
@@ -62,3 +68,28 @@ async def _next(conn: Any) -> str:
         message = await recv(conn)
     assert isinstance(message, str)
     return message
+
+
+async def test_players_are_in_game_until_it_ends(
+    started: Any,
+    http: AsyncHTTPClient,  # noqa: F811
+) -> None:
+    instance: Instance = await started()
+    ann, bob, cat = [await player(http, instance, name) for name in ("ann", "bob", "cat")]
+    sockets = [await lobby(b, name) for b, name in ((ann, "ann"), (bob, "bob"), (cat, "cat"))]
+    await wait_until(lambda: _has(online(cat), dict.fromkeys(("ann", "bob", "cat"), "online")))
+
+    sent = data(await challenge(ann, "bob"))
+    game_id = data(await act(bob, sent["id"], "accept"))["game_id"]
+    both_playing = {"ann": "in_game", "bob": "in_game", "cat": "online"}
+    await wait_until(lambda: _has(online(cat), both_playing), what="both players in a game")
+    assert_error(await challenge(cat, "ann"), 409, "unavailable")
+
+    assert (await ann.call("POST", f"/api/games/{game_id}/resign")).code == 200
+    await wait_until(
+        lambda: _has(online(cat), dict.fromkeys(("ann", "bob", "cat"), "online")),
+        what="both back online after the game",
+    )
+    assert (await challenge(cat, "ann")).code == 201
+    for conn in sockets:
+        conn.close()
