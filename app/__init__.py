@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -22,10 +23,11 @@ from app.handlers.auth import (
     XsrfApi,
 )
 from app.handlers.context import WebContext
-from app.handlers.games import CatalogueApi, GameApi, MoveApi, ResignApi
+from app.handlers.game_socket import GameSockets
+from app.handlers.games import CatalogueApi, ChatApi, DrawApi, GameApi, MoveApi, ResignApi
 from app.handlers.health import HealthHandler, MetricsHandler, ReadyHandler
 from app.handlers.lobby import ChallengeActionApi, ChallengesApi, LobbyApi
-from app.handlers.pages import IndexHandler, NotFoundHandler
+from app.handlers.pages import GamePage, IndexHandler, NotFoundHandler
 from app.handlers.ws import Ws4RedisHandler, WsContext
 
 __all__ = ["ROOT", "make_app"]
@@ -50,6 +52,7 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
 
 def make_app(settings: Settings, deps: Deps) -> tornado.web.Application:
     """The Tornado application for ``settings`` over already-started ``deps``."""
+    background: set[asyncio.Task[None]] = set()
     ws = WsContext(
         pubsub=deps.pubsub,
         policy=deps.policy,
@@ -61,7 +64,8 @@ def make_app(settings: Settings, deps: Deps) -> tornado.web.Application:
         max_outgoing_bytes=settings.limits.max_outgoing_bytes,
         subscribe_timeout=settings.redis.timeout,
         presence=deps.presence,
-        background=set(),
+        background=background,
+        games=GameSockets(deps.play, deps.games, background),
     )
     web = {
         "web": WebContext(
@@ -85,6 +89,7 @@ def make_app(settings: Settings, deps: Deps) -> tornado.web.Application:
         (r"/register", RegisterPage, web),
         (r"/logout", LogoutPage, web),
         (r"/admin", AdminPage, web),
+        (rf"/game/({GAME_ID})", GamePage, web),
         (r"/api/xsrf", XsrfApi, web),
         (r"/api/me", MeApi, web),
         (r"/api/register", RegisterApi, web),
@@ -95,6 +100,8 @@ def make_app(settings: Settings, deps: Deps) -> tornado.web.Application:
         (rf"/api/games/({GAME_ID})", GameApi, web),
         (rf"/api/games/({GAME_ID})/moves", MoveApi, web),
         (rf"/api/games/({GAME_ID})/resign", ResignApi, web),
+        (rf"/api/games/({GAME_ID})/draw", DrawApi, web),
+        (rf"/api/games/({GAME_ID})/chat", ChatApi, web),
         (r"/api/lobby", LobbyApi, web),
         (r"/api/challenges", ChallengesApi, web),
         (r"/api/challenges/(\w{1,64})/(accept|decline|cancel)", ChallengeActionApi, web),

@@ -20,6 +20,7 @@ __all__ = [
     "AdminSettings",
     "ChannelSettings",
     "ConfigError",
+    "GameSettings",
     "LimitSettings",
     "MongoSettings",
     "PresenceSettings",
@@ -112,6 +113,18 @@ class PresenceSettings:
 
 
 @dataclass(frozen=True)
+class GameSettings:
+    """Clocks and limits of live games (stored with each game when it starts)."""
+
+    clock_seconds: float = 300.0
+    move_seconds: float = 60.0
+    abandon_seconds: float = 60.0
+    challenge_seconds: float = 60.0
+    sweep_interval: float = 1.0
+    chat_max_chars: int = 500
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
@@ -122,6 +135,7 @@ class Settings:
     admin: AdminSettings = field(default_factory=AdminSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     presence: PresenceSettings = field(default_factory=PresenceSettings)
+    games: GameSettings = field(default_factory=GameSettings)
 
 
 def _sections() -> dict[str, type]:
@@ -274,6 +288,9 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("config key 'security.bcrypt_rounds' must be 4-31")
     if settings.ws4redis.expire < 0:
         raise ConfigError("config key 'ws4redis.expire' must be >= 0")
+    for key, value in dataclasses.asdict(settings.games).items():
+        if value <= 0:
+            raise ConfigError(f"config key 'games.{key}' must be positive")
 
 
 def safe_url(url: str) -> str:

@@ -111,15 +111,17 @@ class Connection:
             return
         stream.write(frame)
 
-    def release(self, replay: list[bytes]) -> None:
-        """End the hold: ``replay`` first (minus what arrived live meanwhile), then held frames."""
+    def release(self, replay: list[bytes], keep: Callable[[bytes], bool] | None = None) -> None:
+        """End the hold: ``replay`` first (minus what arrived live meanwhile), then held
+        frames — only those ``keep`` accepts, when given (the replay covered the rest)."""
         held, self.held = self.held or [], None
         arrived = {payload for _, payload in held}
         for payload in replay:
             if payload not in arrived:
                 self.deliver(frame_for_payload(payload), payload)
         for frame, payload in held:
-            self.deliver(frame, payload)
+            if keep is None or keep(payload):
+                self.deliver(frame, payload)
 
     def send_text(self, text: str) -> None:
         """Send one text message outside the fan-out path (replays, heartbeats)."""

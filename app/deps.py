@@ -28,7 +28,7 @@ from app.services.accounts import Accounts, LoginLimits
 from app.services.challenges import Challenges
 from app.services.lobby import Lobby
 from app.services.notices import Notices
-from app.services.play import Play
+from app.services.play import GameLimits, Play
 from app.storage.challenges import MongoChallenges
 from app.storage.games import MongoGames
 from app.storage.mongo import MongoStorage
@@ -184,11 +184,23 @@ async def build_deps(settings: Settings, *, mongo_url: str) -> Deps:
         """Online (a socket open somewhere) and not already in a game."""
         return (await presence.online()).get(name) == "online"
 
-    challenges = Challenges(challenge_repo, user_exists=user_exists, is_available=is_available)
+    game_settings = settings.games
+    challenges = Challenges(
+        challenge_repo,
+        user_exists=user_exists,
+        is_available=is_available,
+        ttl=game_settings.challenge_seconds,
+    )
     connections = ConnectionSet()
     control = ControlChannel(pubsub, connections, presence)
     await control.start()
-    play = Play(games, pubsub, on_status=control.set_status)
+    limits = GameLimits(
+        clock_ms=int(game_settings.clock_seconds * 1000),
+        move_ms=int(game_settings.move_seconds * 1000),
+        abandon_ms=int(game_settings.abandon_seconds * 1000),
+        chat_max_chars=game_settings.chat_max_chars,
+    )
+    play = Play(games, pubsub, limits=limits, on_status=control.set_status)
     return Deps(
         instance_id=instance_name(settings),
         cookie_secret=settings.server.cookie_secret or secrets.token_urlsafe(32),

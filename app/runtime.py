@@ -15,6 +15,7 @@ import tornado.netutil
 from app import make_app
 from app.config import Settings
 from app.deps import Deps, build_deps
+from app.errors import PlayhouseError
 from app.mongo_server import EmbeddedMongo
 
 __all__ = ["Instance"]
@@ -67,6 +68,7 @@ class Instance:
                 )
             )
         self._spawn(self._watch_loop_lag(interval=settings.server.lag_probe_interval))
+        self._spawn(self._sweep_expiries(interval=settings.games.sweep_interval))
         # Start-up garbage is permanent: move it out of the collector's way.
         gc.collect()
         gc.freeze()
@@ -83,6 +85,31 @@ class Instance:
             started = loop.time()
             await asyncio.sleep(interval)
             histogram.observe(max(0.0, loop.time() - started - interval))
+
+    async def _sweep_expiries(self, *, interval: float) -> None:
+        """End games whose clock or absence ran out and expire old challenges.
+
+        Runs on every instance; each expiry is claimed by one conditional write.
+        """
+        assert self.deps is not None
+        deps = self.deps
+        failing = False
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await deps.play.expire_due()
+                await deps.lobby.expire_due()
+            except PlayhouseError as error:
+                if not failing:
+                    log.warning("expiry sweep failed: %s (retrying every %.1fs)", error, interval)
+                failing = True
+                continue
+            except Exception:
+                log.exception("expiry sweep failed")
+                continue
+            if failing:
+                log.info("expiry sweep working again")
+                failing = False
 
     async def drain(self) -> bool:
         """Fail readiness, stop accepting, close sockets with 1001; True if all closed."""

@@ -74,6 +74,7 @@ class GameRules(Protocol):
     summary: str  # one sentence for the catalogue
     min_players: int
     max_players: int
+    secret_moves: bool  # a move is hidden from the other players (RPS choices)
 
     def setup(self, players: Sequence[str], seed: int) -> State:
         """The initial state for ``players`` (in seat order)."""
@@ -131,6 +132,7 @@ class TwoPlayerTurns:
 
     min_players = 2
     max_players = 2
+    secret_moves = False
 
     def outcome(self, state: State) -> Outcome:
         result = state.get("result")

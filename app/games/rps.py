@@ -39,6 +39,7 @@ class RockPaperScissors(TwoPlayerTurns):
     kind = "rps"
     title = "Rock-paper-scissors"
     summary = "Secret simultaneous choices, best of five: first to three round wins."
+    secret_moves = True
 
     def setup(self, players: Sequence[str], seed: int) -> State:
         return {

@@ -15,7 +15,7 @@ from app.games.base import NOT_A_PLAYER
 from app.handlers.session import ApiHandler
 from app.services.play import Ack, Stale
 
-__all__ = ["CatalogueApi", "GameApi", "MoveApi", "ResignApi"]
+__all__ = ["CatalogueApi", "ChatApi", "DrawApi", "GameApi", "MoveApi", "ResignApi"]
 
 
 def ack_json(ack: Ack) -> dict[str, Any]:
@@ -44,16 +44,16 @@ class GameApi(ApiHandler):
 
 
 class MoveApi(ApiHandler):
-    """``POST /api/games/<id>/moves {move, version}`` → the ack; stale → 409 + view."""
+    """``POST /api/games/<id>/moves {move, seq}`` → the ack; stale → 409 + view."""
 
     async def post(self, game_id: str) -> None:
         me = self.viewer().username
         body = self.json_body()
-        version = body.get("version")
-        if not isinstance(version, int) or isinstance(version, bool):
-            raise Invalid("version", "version must be the game version you saw")
+        seq = body.get("seq")
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            raise Invalid("seq", "seq must be the last seq of the game you saw")
         try:
-            ack = await self.web.play.move(game_id, me, body.get("move"), expected_version=version)
+            ack = await self.web.play.move(game_id, me, body.get("move"), expected_seq=seq)
         except Stale as stale:
             error = {"error": stale.code, "message": str(stale), "current": stale.current}
             self.write_json(error, status=409)
@@ -67,3 +67,29 @@ class ResignApi(ApiHandler):
     async def post(self, game_id: str) -> None:
         ack = await self.web.play.resign(game_id, self.viewer().username)
         self.write_json(ack_json(ack))
+
+
+class DrawApi(ApiHandler):
+    """``POST /api/games/<id>/draw {action: offer|accept|decline}`` → the ack."""
+
+    async def post(self, game_id: str) -> None:
+        me = self.viewer().username
+        action = self.json_body().get("action")
+        play = self.web.play
+        if action == "offer":
+            ack = await play.offer_draw(game_id, me)
+        elif action in ("accept", "decline"):
+            ack = await play.answer_draw(game_id, me, accept=action == "accept")
+        else:
+            raise Invalid("action", "action must be offer, accept or decline")
+        self.write_json(ack_json(ack))
+
+
+class ChatApi(ApiHandler):
+    """``POST /api/games/<id>/chat {text}`` → ``{"n"}``; players only."""
+
+    async def post(self, game_id: str) -> None:
+        line = await self.web.play.chat(
+            game_id, self.viewer().username, self.json_body().get("text")
+        )
+        self.write_json({"n": line.n})

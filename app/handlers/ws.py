@@ -25,6 +25,7 @@ from app.channel_policy import (
 from app.connections import Connection, ConnectionSet
 from app.errors import BrokerUnavailable, Forbidden, PlayhouseError, ProtocolError
 from app.handlers.base import http_status, ws_close_code
+from app.handlers.game_socket import GameSocket, GameSockets
 from app.metrics import Metrics
 from app.presence import Presence
 from app.pubsub import PubSub
@@ -57,6 +58,7 @@ class WsContext:
     subscribe_timeout: float
     presence: Presence
     background: set[asyncio.Task[None]]
+    games: GameSockets | None = None
 
 
 class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
@@ -67,6 +69,7 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
     _conn: Connection | None = None
     _session_key: str | None = None
     _username: str | None = None
+    _game: GameSocket | None = None
 
     def initialize(self, ctx: WsContext) -> None:
         self.ctx = ctx
@@ -79,6 +82,8 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
             identity = await self.ctx.identify(self)
             names = self.ctx.pubsub.names
             self._plan = plan_channels(names, self.ctx.policy, identity, facility, flags)
+            if self.ctx.games is not None:
+                self._game = await self.ctx.games.resolve(identity, facility)
             self._session_key = identity.session_key
             self._username = identity.username
         except PlayhouseError as error:
@@ -120,6 +125,9 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
             log.warning(
                 "subscription not confirmed within %.1fs; continuing", ctx.subscribe_timeout
             )
+        if self._game is not None:
+            self._game.opened(conn)  # live frames stay held until the client resumes
+            return
         conn.release(await self._kept_messages())
 
     async def _kept_messages(self) -> list[bytes]:
@@ -153,6 +161,9 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
             return
         if not message:
             return  # ws4redis publishes nothing for an empty message
+        if self._game is not None:
+            await self._game.on_message(conn, message)
+            return
         if not self._plan.publish:
             self._refuse(
                 conn, Forbidden("this connection has no publish-* flag", code="not_publisher")
@@ -182,6 +193,8 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
             return
         conn.open = False
         ctx = self.ctx
+        if self._game is not None:
+            self._game.closed()
         ctx.pubsub.registry.detach(conn, self._plan.subscribe)
         ctx.connections.discard(conn)
         ctx.metrics.connections.dec()

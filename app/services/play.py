@@ -1,14 +1,22 @@
 """Server-authoritative play: load → pure rules → one versioned write → event → publish.
 
-A move is acknowledged only after the conditional write of the game has
-succeeded, so an acknowledged move is never lost. After it, the event is
-appended and each player is sent *their own* view on ``user:<player>:<game_id>``;
-failures of those two steps are logged, never raised: the move stands, and a
-client that missed a message resumes by ``seq`` (:meth:`Play.events_since`).
+Every change to a game is one conditional write on ``{_id, version}`` (retried
+on a fresh load when only the version moved), so of any number of concurrent
+writers exactly one wins each version, on any number of instances. An event is
+acknowledged only after that write: an acknowledged move is never lost. After
+it the event is appended to the log and each player is sent *their own* view
+on ``user:<player>:<game_id>``; failures of those two steps are logged, never
+raised — the move stands, and a client that missed a message resumes by
+``seq`` (:meth:`Play.replay`).
+
+Clocks, draw offers and absences live on the game document too; expiries are
+found by :meth:`Play.expire_due` on every instance and ended by the same
+conditional write, so exactly one instance ends a game.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
@@ -18,23 +26,26 @@ from typing import Any
 
 import orjson
 
-from app.errors import BadRequest, Conflict, Forbidden, NotFound
+from app.errors import BadRequest, Conflict, Forbidden, NotFound, PlayhouseError
 from app.games import registry
-from app.games.base import BAD_MOVE, GAME_OVER, NOT_A_PLAYER, GameRules, Invalid
+from app.games.base import BAD_MOVE, GAME_OVER, NOT_A_PLAYER, GameRules, Invalid, Outcome
 from app.pubsub import PubSub
-from app.storage.games import GameEvent, GameRecord, GameRepo, GameStatus
+from app.services import clocks
+from app.services.game_messages import chat_message, player_message, state_message
+from app.storage.games import ChatLine, GameEvent, GameRecord, GameRepo, GameStatus
 
-__all__ = ["MAX_MOVE_BYTES", "Ack", "Play", "Stale"]
+__all__ = ["MAX_MOVE_BYTES", "Ack", "GameLimits", "Play", "Resumed", "Stale"]
 
 logger = logging.getLogger(__name__)
 
 MAX_MOVE_BYTES = 1024
 MAX_REPLAY = 1000
+MAX_WRITE_ATTEMPTS = 8
 _GAME_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # it is part of channel names
 
 
 class Stale(Conflict):
-    """The client's ``expected_version`` is not the game's; ``current`` is its fresh view."""
+    """The client's ``seq`` is not the game's; ``current`` is its fresh view."""
 
     code = "stale"
 
@@ -48,6 +59,16 @@ StatusHook = Callable[[list[str], str], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
+class GameLimits:
+    """Clocks and limits given to each new game."""
+
+    clock_ms: int = 300_000
+    move_ms: int = 60_000
+    abandon_ms: int = 60_000
+    chat_max_chars: int = 500
+
+
+@dataclass(frozen=True, slots=True)
 class Ack:
     """An accepted, stored event: the game is now at ``version`` and ``seq``."""
 
@@ -55,6 +76,31 @@ class Ack:
     seq: int
     version: int
     result: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    """What a resuming client missed, as the messages it would have received live."""
+
+    messages: list[bytes]
+    seq: int
+    chat: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    """What one event does to a game (decided on a fresh load, then written)."""
+
+    type: str
+    player: str
+    state: dict[str, Any]
+    result: dict[str, Any] | None = None
+    move: dict[str, Any] | None = None
+    draw_offer: str | None = None
+    moved: bool = False  # a rules move: the mover's clock restarts
+
+
+Decide = Callable[[GameRecord, GameRules], _Change]
 
 
 def _check_move(move: object) -> dict[str, Any]:
@@ -86,6 +132,29 @@ def _refused(invalid: Invalid) -> BadRequest | Forbidden:
     return BadRequest(message, code=invalid.code)
 
 
+def _result(outcome: Outcome) -> dict[str, Any] | None:
+    if not outcome.finished:
+        return None
+    return {"status": outcome.status, "winner": outcome.winner, "reason": outcome.reason}
+
+
+def _ending(game: GameRecord, loser: str | None, reason: str) -> dict[str, Any]:
+    """The result when ``loser`` loses (None: nobody wins) for ``reason``."""
+    others = [p for p in game.players if p != loser]
+    winner = others[0] if loser is not None and len(others) == 1 else None
+    return {"status": "win" if winner else "draw", "winner": winner, "reason": reason}
+
+
+def clean_chat(text: object, limit: int) -> str:
+    """Chat text with control characters removed and spaces trimmed, or BadRequest."""
+    if not isinstance(text, str):
+        raise BadRequest("chat text must be a string", code="bad_chat")
+    cleaned = "".join(ch for ch in text if ch.isprintable() or ch == " ").strip()
+    if not cleaned or len(cleaned) > limit:
+        raise BadRequest(f"a chat message is 1-{limit} characters", code="bad_chat")
+    return cleaned
+
+
 class Play:
     """Game use cases over a :class:`GameRepo` and a :class:`PubSub`. No Tornado, no HTTP."""
 
@@ -94,15 +163,19 @@ class Play:
         games: GameRepo,
         pubsub: PubSub,
         *,
+        limits: GameLimits | None = None,
         rules: Callable[[str], GameRules | None] = registry.get,
         now: Callable[[], datetime] = lambda: datetime.now().astimezone(),
         on_status: StatusHook | None = None,
     ) -> None:
         self._games = games
         self._pubsub = pubsub
+        self.limits = limits or GameLimits()
         self._rules = rules
         self._now = now
         self._on_status = on_status
+
+    # -- starting and reading --------------------------------------------------------------
 
     async def create(
         self, game_id: str, kind: str, players: Sequence[str], seed: int
@@ -122,62 +195,25 @@ class Play:
             raise BadRequest(
                 f"{kind} needs {rules.min_players}-{rules.max_players} distinct players"
             )
+        state = rules.setup(seats, seed)
+        now = self._now()
+        clock = clocks.new_clock(
+            seats,
+            rules.to_move(state),
+            budget_ms=self.limits.clock_ms,
+            move_limit_ms=self.limits.move_ms,
+            now=_ms(now),
+        )
+        extra = {
+            "clock": clock,
+            "expires_at": clocks.next_deadline(clock, {}, abandon_ms=self.limits.abandon_ms),
+        }
         game, inserted = await self._games.create(
-            game_id=game_id,
-            kind=kind,
-            players=seats,
-            seed=seed,
-            state=rules.setup(seats, seed),
-            now=self._now(),
+            game_id=game_id, kind=kind, players=seats, seed=seed, state=state, now=now, extra=extra
         )
         if inserted:
             await self._status(game.players, "in_game")
         return game
-
-    async def move(self, game_id: str, player: str, move: object, *, expected_version: int) -> Ack:
-        """Apply ``move`` by ``player`` to the game at ``expected_version``.
-
-        Raises:
-            NotFound: unknown game.
-            Forbidden: ``not_a_player``.
-            BadRequest: ``bad_move`` (malformed, or JSON over 1 KiB), ``game_over``, or
-                the rules' code (``not_your_turn``, ``illegal_move``, ...). Nothing is stored.
-            Stale: the game is not at ``expected_version`` (or another move won the
-                write); ``current`` is the player's fresh view to retry from.
-        """
-        checked = _check_move(move)
-        game, rules = await self._load(game_id)
-        self._check_turn_taker(game, player)
-        if expected_version != game.version:
-            raise Stale("the game has moved on", current=self._payload(game, rules, player))
-        state = rules.apply(game.state, player, checked)
-        if isinstance(state, Invalid):
-            raise _refused(state)
-        outcome = rules.outcome(state)
-        result = None
-        if outcome.finished:
-            result = {"status": outcome.status, "winner": outcome.winner, "reason": outcome.reason}
-        event = self._event(game, player, "move", checked)
-        status = GameStatus.FINISHED if outcome.finished else GameStatus.ACTIVE
-        return await self._commit(game, rules, state, status, result, event)
-
-    async def resign(self, game_id: str, player: str) -> Ack:
-        """End the game: ``player`` loses, the other player (if one) wins.
-
-        Raises:
-            NotFound, Forbidden (``not_a_player``), BadRequest (``game_over``), or
-            Stale when a move was written concurrently (retry to resign after it).
-        """
-        game, rules = await self._load(game_id)
-        self._check_turn_taker(game, player)
-        others = [p for p in game.players if p != player]
-        winner = others[0] if len(others) == 1 else None
-        result = {"status": "win" if winner else "draw", "winner": winner, "reason": "resigned"}
-        event = self._event(game, player, "resign", None)
-        # The rules see the end too (state["result"], the games' shared convention), so
-        # views reveal what a finished game reveals, e.g. both Bingo boards.
-        finished = {**game.state, "result": result}
-        return await self._commit(game, rules, finished, GameStatus.FINISHED, result, event)
 
     async def view(self, game_id: str, player: str | None) -> dict[str, Any]:
         """The ``state`` message as ``player`` sees it (a spectator's when not playing).
@@ -186,12 +222,25 @@ class Play:
             NotFound: unknown game.
         """
         game, rules = await self._load(game_id)
-        return self._payload(game, rules, player if player in game.players else None)
+        viewer = player if player in game.players else None
+        return self._state(game, rules, viewer)
+
+    async def current_game(self, player: str) -> dict[str, Any] | None:
+        """``player``'s game in progress as ``{game_id, url, kind, players}``, if any."""
+        game = await self._games.active_for(player)
+        if game is None:
+            return None
+        return {
+            "game_id": game.id,
+            "url": f"/game/{game.id}",
+            "kind": game.kind,
+            "players": list(game.players),
+        }
 
     async def events_since(
         self, game_id: str, seq: int, *, limit: int = MAX_REPLAY
     ) -> list[GameEvent]:
-        """Accepted events after ``seq``, in order, for reconnect replay.
+        """Accepted events after ``seq``, in order.
 
         The latest event is also stored with the game, so it is included even if
         appending it to the log failed.
@@ -200,12 +249,257 @@ class Play:
             NotFound: unknown game.
         """
         game, _ = await self._load(game_id)
-        events = await self._games.events_since(game_id, seq, limit=limit)
-        last = game.last
-        missing = last is not None and last.seq > seq and all(e.seq != last.seq for e in events)
-        if last is not None and missing and len(events) < limit:
-            events.append(last)
-        return events
+        return await self._events(game, seq, limit=limit)
+
+    async def replay(self, game_id: str, player: str, *, since: int, chat_since: int) -> Resumed:
+        """Every ``state`` after ``since`` and chat line after ``chat_since``, as sent live.
+
+        States are rebuilt from the seed and the event log with the pure rules, so
+        each carries the view ``player`` had then. The current state is always
+        included when ``since`` is behind it (or 0, a first load).
+
+        Raises:
+            NotFound: unknown game.
+            Forbidden: ``not_a_player``.
+        """
+        game, rules = await self._load(game_id)
+        if player not in game.players:
+            raise Forbidden("you are not playing this game", code=NOT_A_PLAYER)
+        messages = []
+        if since < game.seq or since == 0:
+            for state in await self._history(game, rules, since):
+                messages.append(orjson.dumps(state_message(state, rules, player, replay=True)))
+            current = self._state(game, rules, player, replay=True)
+            messages.append(orjson.dumps(current))
+        lines = await self._games.chat_since(game_id, chat_since, limit=MAX_REPLAY)
+        messages.extend(orjson.dumps(chat_message(line)) for line in lines)
+        chat = lines[-1].n if lines else chat_since
+        return Resumed(messages, game.seq, chat)
+
+    # -- events --------------------------------------------------------------------------
+
+    async def move(self, game_id: str, player: str, move: object, *, expected_seq: int) -> Ack:
+        """Apply ``move`` by ``player`` to the game at ``expected_seq``.
+
+        Raises:
+            NotFound: unknown game.
+            Forbidden: ``not_a_player``.
+            BadRequest: ``bad_move`` (malformed, or JSON over 1 KiB), ``game_over``, or
+                the rules' code (``not_your_turn``, ``illegal_move``, ...). Nothing is stored.
+            Stale: the game is past ``expected_seq`` (or another move won the write);
+                ``current`` is the player's fresh view to retry from.
+        """
+        checked = _check_move(move)
+
+        def decide(game: GameRecord, rules: GameRules) -> _Change:
+            self._check_turn_taker(game, player)
+            if expected_seq != game.seq:
+                current = self._state(game, rules, player)
+                raise Stale("the game has moved on", current=current)
+            state = rules.apply(game.state, player, checked)
+            if isinstance(state, Invalid):
+                raise _refused(state)
+            result = _result(rules.outcome(state))
+            return _Change("move", player, state, result, checked, moved=True)
+
+        return await self._update(game_id, decide)
+
+    async def resign(self, game_id: str, player: str) -> Ack:
+        """End the game: ``player`` loses, the other player (if one) wins.
+
+        Raises:
+            NotFound, Forbidden (``not_a_player``), BadRequest (``game_over``).
+        """
+
+        def decide(game: GameRecord, rules: GameRules) -> _Change:
+            self._check_turn_taker(game, player)
+            return self._finish(game, "resign", player, _ending(game, player, "resigned"))
+
+        return await self._update(game_id, decide)
+
+    async def offer_draw(self, game_id: str, player: str) -> Ack:
+        """Offer a draw; if the other player has already offered one, it is agreed.
+
+        Raises:
+            NotFound, Forbidden, BadRequest (``game_over``, ``draw_offered``).
+        """
+
+        def decide(game: GameRecord, rules: GameRules) -> _Change:
+            self._check_turn_taker(game, player)
+            if game.draw_offer == player:
+                raise BadRequest("you have already offered a draw", code="draw_offered")
+            if game.draw_offer is not None:
+                return self._finish(game, "accept_draw", player, _ending(game, None, "agreed"))
+            return _Change("offer_draw", player, game.state, draw_offer=player)
+
+        return await self._update(game_id, decide)
+
+    async def answer_draw(self, game_id: str, player: str, *, accept: bool) -> Ack:
+        """Accept or decline the other player's draw offer.
+
+        Raises:
+            NotFound, Forbidden, BadRequest (``game_over``, ``no_draw_offer``).
+        """
+
+        def decide(game: GameRecord, rules: GameRules) -> _Change:
+            self._check_turn_taker(game, player)
+            if game.draw_offer is None or game.draw_offer == player:
+                raise BadRequest("there is no draw offer to answer", code="no_draw_offer")
+            if accept:
+                return self._finish(game, "accept_draw", player, _ending(game, None, "agreed"))
+            return _Change("decline_draw", player, game.state)
+
+        return await self._update(game_id, decide)
+
+    async def chat(self, game_id: str, player: str, text: object) -> ChatLine:
+        """Store and send a chat line (also after the game ended).
+
+        Raises:
+            NotFound, Forbidden (``not_a_player``), BadRequest (``bad_chat``).
+        """
+        cleaned = clean_chat(text, self.limits.chat_max_chars)
+        game, _ = await self._load(game_id)
+        if player not in game.players:
+            raise Forbidden("you are not playing this game", code=NOT_A_PLAYER)
+        line = await self._games.add_chat(game_id, player, cleaned, self._now())
+        await self._send(game, chat_message(line), game.players)
+        return line
+
+    # -- absence and expiry ---------------------------------------------------------------
+
+    async def set_away(self, game_id: str, player: str, *, away: bool) -> None:
+        """Record that ``player``'s game socket closed (or opened again).
+
+        An absence longer than ``abandon_ms`` loses the game (see :meth:`expire_due`).
+        Nothing happens for a finished game or a non-player.
+        """
+        for _ in range(MAX_WRITE_ATTEMPTS):
+            game, _rules = await self._load(game_id)
+            if game.status is GameStatus.FINISHED or player not in game.players:
+                return
+            if (player in game.away) == away:
+                return
+            now = self._now_ms()
+            absent = dict(game.away)
+            if away:
+                absent[player] = now
+            else:
+                absent.pop(player, None)
+            deadline = clocks.next_deadline(game.clock, absent, abandon_ms=self.limits.abandon_ms)
+            fields = {"away": absent, "expires_at": deadline}
+            saved = await self._games.save(
+                game_id, expected_version=game.version, fields=fields, event=None
+            )
+            if saved is not None:
+                forfeit = self.limits.abandon_ms if away else None
+                message = player_message(game_id, player, connected=not away, forfeit_ms=forfeit)
+                others = [p for p in game.players if p != player]
+                await self._send(saved, message, others)
+                return
+        logger.warning("game %s: absence of %s not recorded (busy)", game_id, player)
+
+    async def expire_due(self, *, limit: int = 200) -> int:
+        """End the games whose clock or absence deadline has passed; returns how many.
+
+        Safe on every instance at once: each game is ended by one conditional write.
+        """
+        ended = 0
+        for game in await self._games.due(now_ms=self._now_ms(), limit=limit):
+            try:
+                ended += await self._expire(game)
+            except PlayhouseError as error:
+                logger.warning("game %s not expired: %s", game.id, error)
+        return ended
+
+    async def _expire(self, game: GameRecord) -> int:
+        rules = self._rules(game.kind)
+        if rules is None:
+            return 0
+        now = self._now_ms()
+        limits = self.limits
+        found = clocks.expiry(
+            game.clock, game.away, game.players, abandon_ms=limits.abandon_ms, now=now
+        )
+        if found is None:  # the deadline moved on meanwhile: store the new one
+            deadline = clocks.next_deadline(game.clock, game.away, abandon_ms=limits.abandon_ms)
+            await self._games.save(
+                game.id, expected_version=game.version, fields={"expires_at": deadline}, event=None
+            )
+            return 0
+        kind = "timeout" if found.reason == "timeout" else "abandon"
+        change = self._finish(
+            game, kind, found.loser or "", _ending(game, found.loser, found.reason)
+        )
+        ack = await self._write(game, rules, change)
+        return 1 if ack is not None else 0
+
+    # -- the write path -------------------------------------------------------------------
+
+    async def _update(self, game_id: str, decide: Decide) -> Ack:
+        """Decide on a fresh load and write; reload and decide again when only the
+        version moved (an absence mark), so ``decide`` sees every concurrent event."""
+        for _ in range(MAX_WRITE_ATTEMPTS):
+            game, rules = await self._load(game_id)
+            ack = await self._write(game, rules, decide(game, rules))
+            if ack is not None:
+                return ack
+        raise Conflict("the game is too busy; try again", code="busy")
+
+    async def _write(self, game: GameRecord, rules: GameRules, change: _Change) -> Ack | None:
+        """One conditional write of ``change``; None when another writer won the version."""
+        now = self._now()
+        now_ms = _ms(now)
+        finished = change.result is not None
+        to_move = () if finished else rules.to_move(change.state)
+        clock = game.clock
+        if clock is not None:
+            mover = change.player if change.moved else None
+            clock = clocks.tick(clock, mover=mover, to_move=to_move, now=now_ms)
+        away = {} if finished else game.away
+        deadline = None
+        if not finished:
+            deadline = clocks.next_deadline(clock, away, abandon_ms=self.limits.abandon_ms)
+        event = GameEvent(
+            game.id,
+            game.seq + 1,
+            change.player,
+            change.type,
+            change.move,
+            game.version + 1,
+            now,
+            change.result,
+        )
+        fields = {
+            "state": change.state,
+            "status": (GameStatus.FINISHED if finished else GameStatus.ACTIVE).value,
+            "result": change.result,
+            "draw_offer": None if finished else change.draw_offer,
+            "clock": clock,
+            "away": away,
+            "expires_at": deadline,
+        }
+        saved = await self._games.save(
+            game.id, expected_version=game.version, fields=fields, event=event
+        )
+        if saved is None:
+            return None
+        # Written: from here on nothing may fail the acknowledged event.
+        try:
+            await self._games.append_event(event)
+        except Exception:
+            logger.exception("game %s: event %d stored with the game only", game.id, event.seq)
+        await self._announce(saved, rules, now_ms)
+        if finished:
+            await self._status(saved.players, "online")
+            await self._keep_moves(saved)
+        return Ack(saved.id, saved.seq, saved.version, saved.result)
+
+    def _finish(self, game: GameRecord, kind: str, player: str, result: dict[str, Any]) -> _Change:
+        # The rules see the end too (state["result"], the games' shared convention), so
+        # views reveal what a finished game reveals, e.g. both Bingo boards.
+        return _Change(kind, player, {**game.state, "result": result}, result)
+
+    # -- helpers --------------------------------------------------------------------------
 
     async def _load(self, game_id: str) -> tuple[GameRecord, GameRules]:
         game = await self._games.get(game_id)
@@ -223,40 +517,87 @@ class Play:
         if game.status is GameStatus.FINISHED:
             raise BadRequest("the game is over", code=GAME_OVER)
 
-    def _event(self, game: GameRecord, player: str, kind: str, move: Any) -> GameEvent:
-        return GameEvent(game.id, game.seq + 1, player, kind, move, game.version + 1, self._now())
-
-    async def _commit(
+    def _state(
         self,
         game: GameRecord,
         rules: GameRules,
-        state: dict[str, Any],
-        status: GameStatus,
-        result: dict[str, Any] | None,
-        event: GameEvent,
-    ) -> Ack:
-        saved = await self._games.save(
-            game.id,
-            expected_version=game.version,
-            state=state,
-            status=status,
-            result=result,
-            event=event,
+        viewer: str | None,
+        *,
+        now_ms: int | None = None,
+        replay: bool = False,
+    ) -> dict[str, Any]:
+        """The current ``state`` message for ``viewer``, with clock and absences."""
+        return state_message(
+            game,
+            rules,
+            viewer,
+            now_ms=self._now_ms() if now_ms is None else now_ms,
+            abandon_ms=self.limits.abandon_ms,
+            replay=replay,
         )
-        if saved is None:  # another writer took this version first
-            fresh, rules = await self._load(game.id)
-            raise Stale(
-                "another move was accepted first", current=self._payload(fresh, rules, event.player)
-            )
-        # Written: from here on nothing may fail the acknowledged event.
+
+    def _now_ms(self) -> int:
+        return _ms(self._now())
+
+    async def _events(self, game: GameRecord, seq: int, *, limit: int) -> list[GameEvent]:
+        events = await self._games.events_since(game.id, seq, limit=limit)
+        last = game.last
+        missing = last is not None and last.seq > seq and all(e.seq != last.seq for e in events)
+        if last is not None and missing and len(events) < limit:
+            events.append(last)
+        return events
+
+    async def _history(self, game: GameRecord, rules: GameRules, since: int) -> list[GameRecord]:
+        """The game as it stood after each event from ``since + 1`` to before the latest.
+
+        Empty when the log is incomplete (an append that failed): the client then
+        gets the current state only.
+        """
+        if game.seq - since <= 1:
+            return []
+        events = await self._events(game, 0, limit=MAX_REPLAY)
+        if [e.seq for e in events] != list(range(1, game.seq + 1)):
+            logger.warning("game %s: event log incomplete; replaying the latest state", game.id)
+            return []
+        state = rules.setup(game.players, game.seed)
+        draw_offer: str | None = None
+        past = []
+        for event in events[:-1]:
+            if event.type == "move" and event.move is not None:
+                after = rules.apply(state, event.player, event.move)
+                if isinstance(after, Invalid):
+                    logger.error("game %s: event %d does not replay", game.id, event.seq)
+                    return []
+                state = after
+            draw_offer = event.player if event.type == "offer_draw" else None
+            if event.seq > since:
+                past.append(
+                    dataclasses.replace(
+                        game,
+                        state=state,
+                        seq=event.seq,
+                        version=event.version,
+                        status=GameStatus.ACTIVE,
+                        result=None,
+                        last=event,
+                        clock=None,
+                        away={},
+                        draw_offer=draw_offer,
+                    )
+                )
+        return past
+
+    async def _keep_moves(self, game: GameRecord) -> None:
+        """Store the finished game's move list with it (best effort: the log has it too)."""
         try:
-            await self._games.append_event(event)
+            events = await self._events(game, 0, limit=MAX_REPLAY)
+            moves = [
+                {"seq": e.seq, "player": e.player, "type": e.type, "move": e.move, "at": e.at}
+                for e in events
+            ]
+            await self._games.store_moves(game.id, moves)
         except Exception:
-            logger.exception("game %s: event %d stored with the game only", game.id, event.seq)
-        await self._announce(saved, rules)
-        if status is GameStatus.FINISHED:
-            await self._status(saved.players, "online")
-        return Ack(saved.id, saved.seq, saved.version, saved.result)
+            logger.exception("game %s: move list not stored", game.id)
 
     async def _status(self, players: Sequence[str], status: str) -> None:
         """Tell presence (best effort: a stored game stands whatever happens here)."""
@@ -267,27 +608,20 @@ class Play:
         except Exception:
             logger.exception("presence not updated for %s", players)
 
-    async def _announce(self, game: GameRecord, rules: GameRules) -> None:
+    async def _announce(self, game: GameRecord, rules: GameRules, now_ms: int) -> None:
         """Send each player their own view, on their own channel only."""
         for player in game.players:
-            message = orjson.dumps(self._payload(game, rules, player))
-            try:
-                await self._pubsub.publisher(game.id, users=[player]).publish(message)
-            except Exception:
-                logger.exception("game %s: seq %d not published to %s", game.id, game.seq, player)
+            message = self._state(game, rules, player, now_ms=now_ms)
+            await self._send(game, message, [player])
 
-    @staticmethod
-    def _payload(game: GameRecord, rules: GameRules, player: str | None) -> dict[str, Any]:
-        last = game.last
-        return {
-            "type": "state",
-            "game": game.id,
-            "seq": game.seq,
-            "version": game.version,
-            "status": game.status.value,
-            "view": rules.view(game.state, player),
-            "last": None
-            if last is None
-            else {"player": last.player, "type": last.type, "move": last.move},
-            "result": game.result,
-        }
+    async def _send(self, game: GameRecord, message: dict[str, Any], to: Sequence[str]) -> None:
+        payload = orjson.dumps(message)
+        for player in to:
+            try:
+                await self._pubsub.publisher(game.id, users=[player]).publish(payload)
+            except Exception:
+                logger.exception("game %s: %s not sent to %s", game.id, message["type"], player)
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)

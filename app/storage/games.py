@@ -12,17 +12,26 @@ nx-27017 too (ARCHITECTURE §7: uniqueness only through unique indexes).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from app.errors import NotFound
 from app.storage.mongo import guarded
 
-__all__ = ["GameEvent", "GameRecord", "GameRepo", "GameStatus", "MongoGames", "event_id"]
+__all__ = [
+    "ChatLine",
+    "GameEvent",
+    "GameRecord",
+    "GameRepo",
+    "GameStatus",
+    "MongoGames",
+    "event_id",
+]
 
 Doc = dict[str, Any]
 
@@ -41,10 +50,11 @@ class GameEvent:
     game_id: str
     seq: int
     player: str
-    type: str  # "move" | "resign"
+    type: str  # "move" | "resign" | "offer_draw" | "accept_draw" | "decline_draw" | ...
     move: dict[str, Any] | None
     version: int
     at: datetime
+    result: dict[str, Any] | None = None  # set on the event that ends the game
 
     def to_doc(self) -> Doc:
         return {
@@ -56,6 +66,7 @@ class GameEvent:
             "move": self.move,
             "version": self.version,
             "at": self.at,
+            "result": self.result,
         }
 
     @classmethod
@@ -68,6 +79,7 @@ class GameEvent:
             doc.get("move"),
             doc["version"],
             doc["at"],
+            doc.get("result"),
         )
 
 
@@ -87,6 +99,11 @@ class GameRecord:
     created_at: datetime
     updated_at: datetime
     last: GameEvent | None = None
+    clock: dict[str, Any] | None = None
+    away: dict[str, int] = field(default_factory=dict)  # player -> epoch ms they left
+    draw_offer: str | None = None
+    chat: int = 0  # number of chat lines
+    expires_at: int | None = None  # epoch ms of the next clock or abandonment deadline
 
     @classmethod
     def from_doc(cls, doc: Doc) -> GameRecord:
@@ -104,12 +121,28 @@ class GameRecord:
             created_at=doc["created_at"],
             updated_at=doc["updated_at"],
             last=GameEvent.from_doc(last) if last else None,
+            clock=doc.get("clock"),
+            away=doc.get("away") or {},
+            draw_offer=doc.get("draw_offer"),
+            chat=doc.get("chat", 0),
+            expires_at=doc.get("expires_at"),
         )
 
 
 def event_id(game_id: str, seq: int) -> str:
     """The ``_id`` of event ``seq`` of ``game_id``; sorts in seq order within a game."""
     return f"{game_id}:{seq:08d}"
+
+
+@dataclass(frozen=True, slots=True)
+class ChatLine:
+    """One in-game chat message, numbered ``n`` from 1 per game."""
+
+    game_id: str
+    n: int
+    sender: str
+    text: str
+    at: datetime
 
 
 class GameRepo(Protocol):
@@ -126,22 +159,18 @@ class GameRepo(Protocol):
         seed: int,
         state: Doc,
         now: datetime,
+        extra: Doc | None = None,
     ) -> tuple[GameRecord, bool]:
-        """Insert at version 0; if ``game_id`` exists, the stored game. True when inserted."""
+        """Insert at version 0 (plus ``extra`` fields); if ``game_id`` exists, the stored
+        game. True when inserted."""
 
     async def get(self, game_id: str) -> GameRecord | None: ...
 
     async def save(
-        self,
-        game_id: str,
-        *,
-        expected_version: int,
-        state: Doc,
-        status: GameStatus,
-        result: Doc | None,
-        event: GameEvent,
+        self, game_id: str, *, expected_version: int, fields: Doc, event: GameEvent | None
     ) -> GameRecord | None:
-        """Write ``state`` as version ``expected_version + 1`` and seq ``event.seq``.
+        """Write ``fields`` as version ``expected_version + 1`` (and ``event`` as the
+        latest, with its seq, when given).
 
         Returns the updated game, or None when the stored version is no longer
         ``expected_version`` (another writer won; nothing was written).
@@ -153,19 +182,38 @@ class GameRepo(Protocol):
     async def events_since(self, game_id: str, seq: int, *, limit: int) -> list[GameEvent]:
         """Events with seq greater than ``seq``, in seq order, at most ``limit``."""
 
+    async def add_chat(self, game_id: str, sender: str, text: str, now: datetime) -> ChatLine:
+        """Number and store a chat line."""
+
+    async def chat_since(self, game_id: str, n: int, *, limit: int) -> list[ChatLine]:
+        """Chat lines after ``n``, in order, at most ``limit``."""
+
+    async def due(self, *, now_ms: int, limit: int) -> list[GameRecord]:
+        """Active games whose ``expires_at`` has passed."""
+
+    async def active_for(self, player: str) -> GameRecord | None:
+        """The newest active game of ``player``, if any."""
+
+    async def store_moves(self, game_id: str, moves: list[Doc]) -> None:
+        """Keep a finished game's move list on the game document."""
+
 
 class MongoGames:
-    """:class:`GameRepo` over one MongoDB database (``games`` and ``game_events``)."""
+    """:class:`GameRepo` over one MongoDB database (``games``, ``game_events``,
+    ``game_chat``)."""
 
     def __init__(self, database: AsyncDatabase[Doc]) -> None:
         self._games = database["games"]
         self._events = database["game_events"]
+        self._chat = database["game_chat"]
 
     @guarded
     async def ensure_indexes(self) -> None:
         """Idempotent; (game_id, seq) unique as well as the ``_id`` it is derived from."""
         await self._events.create_index([("game_id", ASCENDING), ("seq", ASCENDING)], unique=True)
+        await self._chat.create_index([("game_id", ASCENDING), ("n", ASCENDING)], unique=True)
         await self._games.create_index([("players", ASCENDING), ("status", ASCENDING)])
+        await self._games.create_index([("status", ASCENDING), ("expires_at", ASCENDING)])
 
     @guarded
     async def create(
@@ -177,6 +225,7 @@ class MongoGames:
         seed: int,
         state: Doc,
         now: datetime,
+        extra: Doc | None = None,
     ) -> tuple[GameRecord, bool]:
         doc: Doc = {
             "_id": game_id,
@@ -191,6 +240,10 @@ class MongoGames:
             "created_at": now,
             "updated_at": now,
             "last": None,
+            "away": {},
+            "draw_offer": None,
+            "chat": 0,
+            **(extra or {}),
         }
         try:
             await self._games.insert_one(doc)
@@ -209,28 +262,14 @@ class MongoGames:
 
     @guarded
     async def save(
-        self,
-        game_id: str,
-        *,
-        expected_version: int,
-        state: Doc,
-        status: GameStatus,
-        result: Doc | None,
-        event: GameEvent,
+        self, game_id: str, *, expected_version: int, fields: Doc, event: GameEvent | None
     ) -> GameRecord | None:
+        changes = {**fields, "version": expected_version + 1}
+        if event is not None:
+            changes.update(seq=event.seq, updated_at=event.at, last=event.to_doc())
         doc = await self._games.find_one_and_update(
             {"_id": game_id, "version": expected_version},
-            {
-                "$set": {
-                    "state": state,
-                    "version": expected_version + 1,
-                    "seq": event.seq,
-                    "status": status.value,
-                    "result": result,
-                    "updated_at": event.at,
-                    "last": event.to_doc(),
-                }
-            },
+            {"$set": changes},
             return_document=ReturnDocument.AFTER,
         )
         return GameRecord.from_doc(doc) if doc else None
@@ -243,3 +282,49 @@ class MongoGames:
     async def events_since(self, game_id: str, seq: int, *, limit: int) -> list[GameEvent]:
         cursor = self._events.find({"game_id": game_id, "seq": {"$gt": seq}})
         return [GameEvent.from_doc(d) async for d in cursor.sort("seq", ASCENDING).limit(limit)]
+
+    @guarded
+    async def add_chat(self, game_id: str, sender: str, text: str, now: datetime) -> ChatLine:
+        doc = await self._games.find_one_and_update(
+            {"_id": game_id},
+            {"$inc": {"chat": 1}},
+            projection={"chat": 1},
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:
+            raise NotFound(f"no game {game_id!r}")
+        line = ChatLine(game_id, doc["chat"], sender, text, now)
+        await self._chat.insert_one(
+            {
+                "_id": f"{game_id}:{line.n:06d}",
+                "game_id": game_id,
+                "n": line.n,
+                "from": sender,
+                "text": text,
+                "at": now,
+            }
+        )
+        return line
+
+    @guarded
+    async def chat_since(self, game_id: str, n: int, *, limit: int) -> list[ChatLine]:
+        cursor = self._chat.find({"game_id": game_id, "n": {"$gt": n}})
+        return [
+            ChatLine(d["game_id"], d["n"], d["from"], d["text"], d["at"])
+            async for d in cursor.sort("n", ASCENDING).limit(limit)
+        ]
+
+    @guarded
+    async def due(self, *, now_ms: int, limit: int) -> list[GameRecord]:
+        query = {"status": GameStatus.ACTIVE.value, "expires_at": {"$lte": now_ms}}
+        return [GameRecord.from_doc(d) async for d in self._games.find(query).limit(limit)]
+
+    @guarded
+    async def active_for(self, player: str) -> GameRecord | None:
+        cursor = self._games.find({"players": player, "status": GameStatus.ACTIVE.value})
+        docs = await cursor.sort("created_at", DESCENDING).limit(1).to_list()
+        return GameRecord.from_doc(docs[0]) if docs else None
+
+    @guarded
+    async def store_moves(self, game_id: str, moves: list[Doc]) -> None:
+        await self._games.update_one({"_id": game_id}, {"$set": {"moves": moves}})

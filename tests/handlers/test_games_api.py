@@ -30,7 +30,7 @@ async def game_socket(browser: Browser, name: str, game_id: str) -> WebSocketCli
 
 
 async def move(browser: Browser, game_id: str, cell: int, version: int) -> HTTPResponse:
-    body = {"move": {"cell": cell}, "version": version}
+    body = {"move": {"cell": cell}, "seq": version}
     return await browser.call("POST", f"/api/games/{game_id}/moves", body)
 
 
@@ -52,7 +52,13 @@ async def test_full_game_over_http_with_views_on_sockets(
         for conn in sockets.values():
             state = await message(conn)
             assert (state["type"], state["game"], state["seq"]) == ("state", game_id, version + 1)
-            assert state["last"] == {"player": name, "type": "move", "move": {"cell": cell}}
+            last = {k: state["last"][k] for k in ("seq", "player", "type", "move")}
+            assert last == {
+                "seq": version + 1,
+                "player": name,
+                "type": "move",
+                "move": {"cell": cell},
+            }
 
     won = {"status": "win", "winner": "alice", "reason": "three in a row"}
     assert ack["result"] == won
@@ -73,9 +79,9 @@ async def test_refused_moves(make_instance: MakeInstance, http: AsyncHTTPClient)
     assert_error(await move(bob, game_id, 4, 1), 400, "illegal_move")
     assert_error(await move(bob, game_id, 99, 1), 400, "bad_move")
     bad_version = await bob.call("POST", f"/api/games/{game_id}/moves", {"move": {"cell": 0}})
-    assert_error(bad_version, 400, "invalid", field="version")
+    assert_error(bad_version, 400, "invalid", field="seq")
     no_xsrf = await bob.call(
-        "POST", f"/api/games/{game_id}/moves", {"move": {"cell": 0}, "version": 1}, xsrf=False
+        "POST", f"/api/games/{game_id}/moves", {"move": {"cell": 0}, "seq": 1}, xsrf=False
     )
     assert_error(no_xsrf, 403, "xsrf")
 

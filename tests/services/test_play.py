@@ -79,7 +79,7 @@ async def world(storage: MongoStorage) -> World:
 async def c4_move(world: World, player: str, column: int) -> Ack:
     game = await world.games.get("g1")
     assert game is not None
-    return await world.play.move("g1", player, {"column": column}, expected_version=game.version)
+    return await world.play.move("g1", player, {"column": column}, expected_seq=game.seq)
 
 
 async def test_connect_four_to_a_win(world: World) -> None:
@@ -96,7 +96,8 @@ async def test_connect_four_to_a_win(world: World) -> None:
         assert [m["seq"] for m in recorder.messages] == [1, 2, 3, 4, 5, 6, 7]
         final = recorder.messages[-1]
         assert final["type"] == "state" and final["game"] == "g1" and final["version"] == 7
-        assert final["last"] == {"player": "alice", "type": "move", "move": {"column": 0}}
+        last = {k: final["last"][k] for k in ("seq", "player", "type", "move")}
+        assert last == {"seq": 7, "player": "alice", "type": "move", "move": {"column": 0}}
         assert final["result"] == ack.result and final["view"]["result"]["line"]
     with pytest.raises(BadRequest) as refused:
         await c4_move(world, "bob", 2)
@@ -109,7 +110,7 @@ async def test_each_player_sees_only_their_own_board(world: World) -> None:
     heard = {p: await world.listen(p, "b1") for p in PLAYERS}
     for version, number in enumerate((5, 17, 3, 22)):
         player = PLAYERS[version % 2]
-        await world.play.move("b1", player, {"number": number}, expected_version=version)
+        await world.play.move("b1", player, {"number": number}, expected_seq=version)
     for seat, player in enumerate(PLAYERS):
         recorder = heard[player]
         assert len(recorder.messages) == 4
@@ -127,7 +128,7 @@ async def test_each_player_sees_only_their_own_board(world: World) -> None:
 async def test_resignation_ends_the_rules_state_too(world: World) -> None:
     """After a resignation the finished game reveals what finished games reveal."""
     game = await world.play.create("b2", "bingo", PLAYERS, 7)
-    await world.play.move("b2", "alice", {"number": 9}, expected_version=0)
+    await world.play.move("b2", "alice", {"number": 9}, expected_seq=0)
     await world.play.resign("b2", "bob")
     seen = await world.play.view("b2", "alice")
     assert seen["view"]["boards"] == game.state["boards"]  # both boards, as at any end
@@ -140,7 +141,7 @@ async def test_concurrent_moves_on_one_version_accept_exactly_one(world: World) 
 
     async def attempt(i: int) -> Ack | Stale:
         try:
-            return await world.play.move("g1", "alice", {"column": i % 7}, expected_version=0)
+            return await world.play.move("g1", "alice", {"column": i % 7}, expected_seq=0)
         except Stale as stale:
             return stale
 
@@ -158,7 +159,7 @@ async def test_stale_version_carries_the_current_view(world: World) -> None:
     await world.play.create("g1", "connect4", PLAYERS, 1)
     await c4_move(world, "alice", 3)
     with pytest.raises(Stale) as stale:
-        await world.play.move("g1", "bob", {"column": 3}, expected_version=0)
+        await world.play.move("g1", "bob", {"column": 3}, expected_seq=0)
     assert stale.value.current["version"] == 1
     assert stale.value.current["view"]["board"][3][0] == 0
 
@@ -185,7 +186,7 @@ async def test_refused_moves_store_nothing(
         await c4_move(world, PLAYERS[turn % 2], 6)
     heard = await world.listen("alice", "g1")
     with pytest.raises(error) as refused:
-        await world.play.move("g1", player, move, expected_version=6)
+        await world.play.move("g1", player, move, expected_seq=6)
     assert refused.value.code == code
     game = await world.games.get("g1")
     assert game is not None and (game.version, game.seq) == (6, 6)
@@ -198,7 +199,7 @@ async def test_finished_game_refuses_moves(world: World) -> None:
     ack = await world.play.resign("g1", "bob")
     assert ack.result == {"status": "win", "winner": "alice", "reason": "resigned"}
     with pytest.raises(BadRequest) as refused:
-        await world.play.move("g1", "alice", {"column": 0}, expected_version=1)
+        await world.play.move("g1", "alice", {"column": 0}, expected_seq=1)
     assert refused.value.code == "game_over"
     with pytest.raises(BadRequest):
         await world.play.resign("g1", "alice")
@@ -239,7 +240,7 @@ async def test_create_is_idempotent(world: World) -> None:
 
 async def test_unknown_game_is_not_found(world: World) -> None:
     with pytest.raises(NotFound):
-        await world.play.move("nope", "alice", {"column": 0}, expected_version=0)
+        await world.play.move("nope", "alice", {"column": 0}, expected_seq=0)
     with pytest.raises(NotFound):
         await world.play.view("nope", "alice")
     with pytest.raises(NotFound):
@@ -250,7 +251,7 @@ async def test_broker_failure_does_not_fail_an_acknowledged_move(storage: MongoS
     games = MongoGames(storage.database)
     play = Play(games, make_pubsub(FailingBroker()))
     await play.create("g1", "connect4", PLAYERS, 1)
-    ack = await play.move("g1", "alice", {"column": 0}, expected_version=0)
+    ack = await play.move("g1", "alice", {"column": 0}, expected_seq=0)
     assert (ack.seq, ack.version) == (1, 1)
     assert [e.seq for e in await play.events_since("g1", 0)] == [1]
 
@@ -259,6 +260,6 @@ async def test_latest_event_survives_a_failed_append(storage: MongoStorage) -> N
     games = LosingEvents(storage.database)
     play = Play(games, make_pubsub(LocalBroker()))
     await play.create("g1", "connect4", PLAYERS, 1)
-    await play.move("g1", "alice", {"column": 0}, expected_version=0)
+    await play.move("g1", "alice", {"column": 0}, expected_seq=0)
     events = await play.events_since("g1", 0)
     assert [(e.seq, e.move) for e in events] == [(1, {"column": 0})]
