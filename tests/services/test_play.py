@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -12,10 +13,10 @@ import pytest
 
 from app.errors import BadRequest, BrokerUnavailable, Forbidden, NotFound, PlayhouseError
 from app.pubsub import ChannelNames, LocalBroker, PubSub, Registry
-from app.services.play import Ack, Play, Stale
+from app.services.play import Ack, GameLimits, Play, Stale
 from app.storage.games import GameEvent, GameStatus, MongoGames
 from app.storage.mongo import MongoStorage
-from tests.support import MongoProcess, unique_database
+from tests.support import MongoProcess, unique_database, wait_until
 
 PLAYERS = ("alice", "bob")
 
@@ -263,3 +264,52 @@ async def test_latest_event_survives_a_failed_append(storage: MongoStorage) -> N
     await play.move("g1", "alice", {"column": 0}, expected_seq=0)
     events = await play.events_since("g1", 0)
     assert [(e.seq, e.move) for e in events] == [(1, {"column": 0})]
+
+
+async def test_an_expired_clock_is_ended_by_exactly_one_of_many_instances(
+    storage: MongoStorage,
+) -> None:
+    games = MongoGames(storage.database)
+    await games.ensure_indexes()
+    clock = {"now": datetime(2026, 1, 1, tzinfo=UTC)}
+    limits = GameLimits(clock_ms=10_000, move_ms=1_000)
+    fleet = [
+        Play(games, make_pubsub(LocalBroker()), limits=limits, now=lambda: clock["now"])
+        for _ in range(8)
+    ]
+    await fleet[0].create("g1", "connect4", PLAYERS, 3)
+    assert sum([await p.expire_due() for p in fleet]) == 0  # nothing due yet
+    clock["now"] += timedelta(seconds=1)
+    ended = await asyncio.gather(*(p.expire_due() for p in fleet))
+    assert sum(ended) == 1
+    game = await games.get("g1")
+    assert game is not None and game.status is GameStatus.FINISHED
+    assert game.result == {"status": "win", "winner": "bob", "reason": "timeout"}
+    events = await fleet[0].events_since("g1", 0)
+    assert [(e.type, e.player) for e in events] == [("timeout", "alice")]
+
+
+async def test_an_rps_choice_never_reaches_the_other_player(world: World) -> None:
+    await world.play.create("r1", "rps", PLAYERS, 1)
+    heard = await world.listen("bob", "r1")
+    await world.play.move("r1", "alice", {"choice": "rock"}, expected_seq=0)
+    await wait_until(lambda: len(heard.messages) == 1, what="bob's state")
+    assert b"rock" not in heard.raw[0]
+    assert heard.messages[0]["last"]["move"] is None
+    mine = await world.play.view("r1", "alice")
+    assert mine["last"]["move"] == {"choice": "rock"}
+
+
+async def test_replay_rebuilds_each_past_view_from_the_seed(world: World) -> None:
+    await world.play.create("b9", "bingo", PLAYERS, 5)
+    seq = 0
+    for number, player in ((5, "alice"), (17, "bob"), (3, "alice")):
+        seq = (await world.play.move("b9", player, {"number": number}, expected_seq=seq)).seq
+    await world.play.offer_draw("b9", "bob")
+    resumed = await world.play.replay("b9", "alice", since=1, chat_since=0)
+    states = [orjson.loads(m) for m in resumed.messages]
+    assert [s["seq"] for s in states] == [2, 3, 4] and resumed.seq == 4
+    assert [s["view"]["called"] for s in states] == [[5, 17], [5, 17, 3], [5, 17, 3]]
+    assert [s["draw_offer"] for s in states] == [None, None, "bob"]
+    assert all("boards" not in s["view"] and s["view"]["you"] == 0 for s in states)
+    assert states[-1]["clock"] is not None and states[0]["clock"] is None
