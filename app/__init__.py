@@ -65,7 +65,7 @@ def make_app(settings: Settings, deps: Deps) -> tornado.web.Application:
         subscribe_timeout=settings.redis.timeout,
         presence=deps.presence,
         background=background,
-        games=GameSockets(deps.play, deps.games, background),
+        games=GameSockets(deps.play, deps.games, background, deps.metrics),
     )
     web = {
         "web": WebContext(

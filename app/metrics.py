@@ -81,6 +81,18 @@ class Metrics:
             buckets=_FAST_BUCKETS,
             registry=r,
         )
+        self.game_commands = Counter(
+            "playhouse_game_commands",
+            "Game socket messages by type and answer (ack, resumed or an error code).",
+            ["type", "answer"],
+            registry=r,
+        )
+        self.game_command_seconds = Histogram(
+            "playhouse_game_command_seconds",
+            "Time from a game socket message to its answer (includes the stored write).",
+            buckets=_FAST_BUCKETS,
+            registry=r,
+        )
         self.info = Gauge("playhouse_instance_info", "Instance identity.", ["instance"], registry=r)
         self.info.labels(**labels).set(1)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Coroutine
 from typing import Any
 
@@ -20,6 +21,7 @@ import orjson
 from app.connections import Connection
 from app.errors import Forbidden, PlayhouseError
 from app.games.base import NOT_A_PLAYER
+from app.metrics import Metrics
 from app.protocol import (
     AnswerDraw,
     ChatCommand,
@@ -49,8 +51,15 @@ RESUME_WAIT = 2.0
 class GameSockets:
     """Recognises game facilities and counts this instance's sockets per player and game."""
 
-    def __init__(self, play: Play, games: GameRepo, background: set[asyncio.Task[None]]) -> None:
+    def __init__(
+        self,
+        play: Play,
+        games: GameRepo,
+        background: set[asyncio.Task[None]],
+        metrics: Metrics | None = None,
+    ) -> None:
         self.play = play
+        self.metrics = metrics
         self._games = games
         self._background = background
         self._open: dict[tuple[str, str], int] = {}
@@ -134,10 +143,13 @@ class GameSocket:
 
     async def on_message(self, conn: Connection, text: str) -> None:
         """Answer one client frame with ``ack``/``resumed`` or ``error``; never raises."""
+        started = time.perf_counter()
         msg_id = None
+        kind = "invalid"
         try:
             command = parse_game_message(text, self.game_id)
             msg_id = command.id
+            kind = type(command).__name__
             answer = await self._run(conn, command)
         except MessageError as error:
             answer = _error(error.msg_id, error.code, str(error))
@@ -149,6 +161,11 @@ class GameSocket:
             log.exception("game %s: message from %s failed", self.game_id, self.player)
             answer = _error(msg_id, "internal", "something went wrong; try again")
         conn.send_text(orjson.dumps(answer).decode())
+        metrics = self._hub.metrics
+        if metrics is not None:
+            outcome = answer.get("code") or answer["type"]
+            metrics.game_commands.labels(kind, outcome).inc()
+            metrics.game_command_seconds.observe(time.perf_counter() - started)
 
     async def _run(self, conn: Connection, command: Command) -> dict[str, Any]:
         play, game, me = self._hub.play, self.game_id, self.player

@@ -11,7 +11,7 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
-from tests.conftest import MakeInstance, ws_url
+from tests.conftest import MakeInstance, http_url, ws_url
 from tests.handlers.test_accounts_api import Browser, data
 from tests.handlers.test_games_api import new_game
 from tests.handlers.test_lobby_api import http, message, player, user_socket
@@ -97,6 +97,8 @@ async def test_resume_moves_acks_and_views(started: Any, http: AsyncHTTPClient) 
         assert state["view"]["board"][4] is not None
     stored = data(await bob_b.call("GET", f"/api/games/{game_id}"))
     assert stored["seq"] == 1
+    metrics = (await http.fetch(http_url(instance, "/metrics"))).body.decode()
+    assert 'playhouse_game_commands_total{answer="ack",type="MoveCommand"} 1.0' in metrics
 
 
 async def test_bad_messages_get_clear_errors_and_store_nothing(
