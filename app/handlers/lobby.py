@@ -19,13 +19,23 @@ def _text(body: dict[str, Any], field: str) -> str:
 
 
 class LobbyApi(ApiHandler):
-    """``GET /api/lobby``: who is online (with status) and the game catalogue."""
+    """``GET /api/lobby``: who is online, the catalogue, my open challenges, my current game."""
 
     async def get(self) -> None:
-        self.viewer()
+        me = self.viewer().username
         online = await self.web.presence.online()
         players = [{"username": name, "status": online[name]} for name in sorted(online)]
-        self.write_json({"online": players, "games": catalogue()})
+        challenges = await self.web.lobby.pending(me)
+        current = await self.web.play.current_game(me)
+        self.write_json(
+            {
+                "me": me,
+                "online": players,
+                "games": catalogue(),
+                "challenges": challenges,
+                "current_game": current,
+            }
+        )
 
 
 class ChallengesApi(ApiHandler):

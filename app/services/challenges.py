@@ -22,12 +22,22 @@ from datetime import datetime, timedelta
 
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.games import registry
-from app.storage.challenges import Challenge, ChallengeRepo, ChallengeStatus
+from app.storage.challenges import Challenge, ChallengeRepo, ChallengeStatus, PendingChallenges
 
-__all__ = ["DEFAULT_TTL", "ChallengePending", "Challenges", "game_id_for", "pending_key"]
+__all__ = [
+    "DEFAULT_TTL",
+    "MAX_LISTED",
+    "ChallengePending",
+    "Challenges",
+    "game_id_for",
+    "pending_key",
+]
 
 DEFAULT_TTL = 60.0
 """Seconds a challenge stays open."""
+
+MAX_LISTED = 50
+"""Most challenges :meth:`Challenges.pending_for` lists each way."""
 
 UserCheck = Callable[[str], Awaitable[bool]]
 
@@ -158,6 +168,15 @@ class Challenges:
     async def get(self, challenge_id: str) -> Challenge | None:
         return await self._repo.get(challenge_id)
 
+    async def pending_for(self, user: str, *, limit: int = MAX_LISTED) -> PendingChallenges:
+        """``user``'s open challenges (incoming and outgoing), newest first.
+
+        Only pending challenges not yet expired by the clock: one past its deadline
+        is left out even before the sweeper marks it expired. ``user`` is the
+        canonical spelling (the signed-in user's).
+        """
+        return await self._repo.pending_for(user, now=self._now(), limit=limit)
+
     async def expire_due(self, now: datetime | None = None, *, limit: int = 500) -> list[Challenge]:
         """Expire pending challenges past their deadline; for a periodic sweeper.
 
@@ -230,11 +249,13 @@ class Challenges:
 
 
 def _pending_error(holder: Challenge, mine: Challenge) -> ChallengePending:
+    rules = registry.get(holder.game)
+    game = rules.title if rules is not None else holder.game
     if holder.from_user.casefold() == mine.to_user.casefold():
         message = (
-            f"{holder.from_user} has already challenged you to {holder.game}; "
+            f"{holder.from_user} has already challenged you to {game}; "
             "accept that challenge instead"
         )
     else:
-        message = f"you already challenged {holder.to_user} to {holder.game}; wait for an answer"
+        message = f"you already challenged {holder.to_user} to {game}; wait for an answer"
     return ChallengePending(message, challenge_id=holder.id)

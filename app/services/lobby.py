@@ -1,4 +1,4 @@
-"""Lobby use cases: challenge, accept (start the game), decline, cancel — and tell both players.
+"""Lobby use cases: challenge, accept (start the game), decline, cancel, expire — and tell both.
 
 Every new challenge and every outcome goes to both players' ``user:<name>:lobby``
 channel; an accept starts the game idempotently (its id is derived from the
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -26,15 +27,22 @@ log = logging.getLogger("playhouse.lobby")
 LOBBY_FACILITY = "lobby"
 
 
+def _iso(moment: datetime) -> str:
+    # UTC to the millisecond, as stored: a challenge reads the same when it is
+    # created and when it is listed later from MongoDB.
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
 def challenge_json(challenge: Challenge) -> dict[str, Any]:
+    """The wire form of a challenge (API answers and lobby socket messages)."""
     return {
         "id": challenge.id,
         "from": challenge.from_user,
         "to": challenge.to_user,
         "game": challenge.game,
         "status": challenge.status.value,
-        "created_at": challenge.created_at.isoformat(),
-        "expires_at": challenge.expires_at.isoformat(),
+        "created_at": _iso(challenge.created_at),
+        "expires_at": _iso(challenge.expires_at),
         "game_id": challenge.game_id,
     }
 
@@ -84,6 +92,28 @@ class Lobby:
 
     async def cancel(self, challenge_id: str, by: str) -> dict[str, Any]:
         return await self._settle(await self._challenges.cancel(challenge_id, by))
+
+    async def pending(self, user: str) -> dict[str, list[dict[str, Any]]]:
+        """``{"incoming": [...], "outgoing": [...]}``: ``user``'s open challenges, newest first."""
+        found = await self._challenges.pending_for(user)
+        return {
+            "incoming": [challenge_json(c) for c in found.incoming],
+            "outgoing": [challenge_json(c) for c in found.outgoing],
+        }
+
+    async def expire_due(self, now: datetime | None = None) -> int:
+        """Expire pending challenges past their deadline and tell both players; for a sweeper.
+
+        Safe on every instance at once: only the instance whose conditional write
+        expired a challenge gets it back, so each expiry is announced once.
+
+        Returns:
+            How many challenges this call expired.
+        """
+        expired = await self._challenges.expire_due(now)
+        for challenge in expired:
+            await self._notify(challenge, {"type": "challenge_update", **challenge_json(challenge)})
+        return len(expired)
 
     async def _settle(self, challenge: Challenge) -> dict[str, Any]:
         body = challenge_json(challenge)

@@ -618,7 +618,8 @@ class Play:
         payload = orjson.dumps(message)
         for player in to:
             try:
-                await self._pubsub.publisher(game.id, users=[player]).publish(payload)
+                # expire=0: a game socket resumes from the event log, not a kept message.
+                await self._pubsub.publisher(game.id, users=[player]).publish(payload, expire=0)
             except Exception:
                 logger.exception("game %s: %s not sent to %s", game.id, message["type"], player)
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -28,6 +28,7 @@ __all__ = [
     "ChallengeRepo",
     "ChallengeStatus",
     "MongoChallenges",
+    "PendingChallenges",
 ]
 
 Doc = dict[str, Any]
@@ -55,6 +56,15 @@ class Challenge:
     created_at: datetime
     expires_at: datetime
     game_id: str | None = None
+
+
+class PendingChallenges(NamedTuple):
+    """One user's open challenges, each list newest first."""
+
+    incoming: list[Challenge]
+    """Sent to the user."""
+    outgoing: list[Challenge]
+    """Sent by the user."""
 
 
 class ChallengeRepo(Protocol):
@@ -99,6 +109,12 @@ class ChallengeRepo(Protocol):
 
     async def due(self, *, now: datetime, limit: int) -> list[Challenge]:
         """Pending challenges with ``expires_at <= now``, oldest deadline first."""
+
+    async def pending_for(self, user: str, *, now: datetime, limit: int) -> PendingChallenges:
+        """``user``'s pending challenges not expired at ``now``, at most ``limit`` each way.
+
+        ``user`` is the canonical spelling (as stored in ``from`` and ``to``).
+        """
 
 
 def _challenge(doc: Doc) -> Challenge:
@@ -215,3 +231,19 @@ class MongoChallenges:
             .limit(limit)
         )
         return [_challenge(doc) async for doc in cursor]
+
+    @guarded
+    async def pending_for(self, user: str, *, now: datetime, limit: int) -> PendingChallenges:
+        # Names are stored in their canonical spelling (the session's, and the one
+        # find_user resolves), so an exact match is a case-insensitive one.
+        async def side(field: str) -> list[Challenge]:
+            query = {
+                field: user,
+                "status": ChallengeStatus.PENDING.value,
+                "expires_at": {"$gt": now},
+            }
+            newest = [("created_at", DESCENDING), ("_id", DESCENDING)]
+            cursor = self._c.find(query).sort(newest).limit(limit)
+            return [_challenge(doc) async for doc in cursor]
+
+        return PendingChallenges(incoming=await side("to"), outgoing=await side("from"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -171,3 +172,69 @@ async def test_bad_challenges_are_clear_errors(
     assert_error(missing_xsrf, 403, "xsrf")
     stranger = Browser(http, instance)
     assert_error(await challenge(stranger, "bob"), 401, "not_signed_in")
+
+
+async def lobby_state(browser: Browser) -> Any:
+    response = await browser.call("GET", "/api/lobby")
+    assert response.code == 200, response.body
+    return data(response)
+
+
+async def test_lobby_lists_my_open_challenges_and_current_game(
+    started: Any, http: AsyncHTTPClient
+) -> None:
+    instance = await started()
+    alice, bob, cat = [await player(http, instance, name) for name in ("alice", "bob", "cat")]
+    _sockets = [await lobby(b, n) for b, n in ((alice, "alice"), (bob, "bob"), (cat, "cat"))]
+
+    empty = await lobby_state(alice)
+    assert empty["me"] == "alice"
+    assert empty["challenges"] == {"incoming": [], "outgoing": []}
+    assert empty["current_game"] is None
+    assert {g["kind"] for g in empty["games"]} >= {"tictactoe", "connect4"}
+    assert {p["username"] for p in empty["online"]} == {"alice", "bob", "cat"}
+
+    to_bob = data(await challenge(alice, "Bob"))
+    to_cat = data(await challenge(alice, "cat", "connect4"))
+    from_cat = data(await challenge(cat, "ALICE"))
+    state = await lobby_state(alice)
+    assert state["challenges"] == {"incoming": [from_cat], "outgoing": [to_cat, to_bob]}
+    assert (await lobby_state(bob))["challenges"] == {"incoming": [to_bob], "outgoing": []}
+
+    assert (await act(cat, to_cat["id"], "decline")).code == 200
+    game_id = data(await act(bob, to_bob["id"], "accept"))["game_id"]
+    state = await lobby_state(alice)
+    assert state["challenges"] == {"incoming": [from_cat], "outgoing": []}
+    if hasattr(instance.deps.play, "current_game"):  # Play.current_game lands separately
+        assert state["current_game"]["game_id"] == game_id
+        assert state["current_game"]["url"] == f"/game/{game_id}"
+    assert (await lobby_state(cat))["challenges"] == {"incoming": [], "outgoing": [from_cat]}
+
+
+async def test_expired_challenges_are_announced_to_both_players(
+    started: Any, http: AsyncHTTPClient
+) -> None:
+    instance = await started()
+    alice, bob = await player(http, instance, "alice"), await player(http, instance, "bob")
+    alice_lobby, bob_lobby = await lobby(alice, "alice"), await lobby(bob, "bob")
+    sent = data(await challenge(alice, "bob"))
+    for conn in (alice_lobby, bob_lobby):
+        assert (await message(conn))["type"] == "challenge"
+
+    sweep = instance.deps.lobby.expire_due
+    assert await sweep() == 0  # not due yet
+    later = datetime.now(UTC) + timedelta(seconds=61)
+    assert await sweep(later) == 1
+    assert await sweep(later) == 0  # expired once, announced once
+    for conn in (alice_lobby, bob_lobby):
+        update = await message(conn)
+        assert update == {**update, "type": "challenge_update", "id": sent["id"]}
+        assert update["status"] == "expired"
+        assert {k: update[k] for k in ("from", "to", "game")} == {
+            "from": "alice",
+            "to": "bob",
+            "game": "tictactoe",
+        }
+    assert (await lobby_state(bob))["challenges"] == {"incoming": [], "outgoing": []}
+    assert_error(await act(bob, sent["id"], "accept"), 409, "expired")
+    assert (await challenge(alice, "bob")).code == 201  # the pair is free again

@@ -10,16 +10,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 
 from app.errors import Conflict, Forbidden, Invalid, NotFound, PlayhouseError
+from app.pubsub import ChannelNames, LocalBroker, PubSub, Registry
 from app.services.challenges import (
     ChallengePending,
     Challenges,
     game_id_for,
     pending_key,
 )
+from app.services.lobby import Lobby, challenge_json
+from app.services.play import Play
 from app.storage.challenges import Challenge, ChallengeStatus, MongoChallenges
+from app.storage.games import MongoGames
 from app.storage.mongo import MongoStorage
 from tests.support import MongoProcess, unique_database
 
@@ -311,4 +316,103 @@ async def test_race_accept_cancel_and_cross_challenges(world: World) -> None:
         pending_key(d["from"], d["to"], d["game"]) for d in docs if d["status"] == "pending"
     )
     assert max(pending_per_pair.values(), default=0) <= 1
+    await assert_no_orphans(world)
+
+
+def ids(challenges: list[Challenge]) -> list[str]:
+    return [c.id for c in challenges]
+
+
+async def test_pending_for_lists_open_challenges_both_ways_newest_first(world: World) -> None:
+    to_bob = await world.service.create("alice", "bob", "tictactoe")
+    world.clock.advance(1)
+    from_carol = await world.service.create("carol", "alice", "connect4")
+    world.clock.advance(1)
+    to_dave = await world.service.create("alice", "dave", "tictactoe")
+    world.clock.advance(1)
+    await world.service.create("bob", "carol", "tictactoe")  # not alice's
+
+    mine = await world.service.pending_for("alice")
+    assert ids(mine.incoming) == [from_carol.id]
+    assert ids(mine.outgoing) == [to_dave.id, to_bob.id]
+    assert mine.incoming[0] == from_carol
+    bobs = await world.service.pending_for("bob")
+    assert ids(bobs.incoming) == [to_bob.id] and len(bobs.outgoing) == 1
+
+    await world.service.decline(to_bob.id, "bob")  # settled ones leave the lists
+    assert ids((await world.service.pending_for("alice")).outgoing) == [to_dave.id]
+    world.clock.advance(58)  # to_bob and from_carol are past their deadline, unswept
+    mine = await world.service.pending_for("alice")
+    assert (ids(mine.incoming), ids(mine.outgoing)) == ([], [to_dave.id])
+    world.clock.advance(2)
+    assert await world.service.pending_for("alice") == ([], [])
+
+
+async def test_pending_for_is_limited_each_way(world: World) -> None:
+    sent = []
+    for i in range(5):
+        sent.append(await world.service.create("alice", f"p{i}", "tictactoe"))
+        await world.service.create(f"p{i + 10}", "alice", "tictactoe")
+        world.clock.advance(1)
+    mine = await world.service.pending_for("alice", limit=3)
+    assert ids(mine.outgoing) == [c.id for c in reversed(sent[2:])]
+    assert len(mine.incoming) == 3
+
+
+class Inbox:
+    """A local subscriber that keeps every message of its channels, decoded."""
+
+    def __init__(self) -> None:
+        self.messages: dict[str, list[Any]] = {}
+
+    def listen(self, registry: Registry, *channels: str) -> None:
+        for channel in channels:
+            sub = _ChannelInbox(self.messages.setdefault(channel, []))
+            registry.attach(sub, [channel])
+
+
+class _ChannelInbox:
+    def __init__(self, into: list[Any]) -> None:
+        self.into = into
+
+    def deliver(self, frame: bytes, payload: bytes) -> None:
+        self.into.append(orjson.loads(payload))
+
+
+async def test_lobby_expire_due_tells_both_players_once(world: World) -> None:
+    broker = LocalBroker()
+    registry = Registry(broker)
+    pubsub = PubSub(broker, ChannelNames(), expire=0, registry=registry)
+    inbox = Inbox()
+    inbox.listen(registry, "user:alice:lobby", "user:bob:lobby")
+
+    async def find_user(name: str) -> str | None:
+        return name.casefold() if name.casefold() in USERS else None
+
+    def lobby_on(service: Challenges) -> Lobby:
+        play = Play(MongoGames(world.store.database), pubsub)
+        return Lobby(service, play, pubsub, find_user=find_user)
+
+    # Two instances over one database, sweeping at the same moment.
+    other = Challenges(
+        MongoChallenges(world.store.database),
+        user_exists=lambda name: asyncio.sleep(0, True),
+        is_available=lambda name: asyncio.sleep(0, True),
+        now=world.clock.now,
+    )
+    first, second = lobby_on(world.service), lobby_on(other)
+    sent = await first.challenge("alice", "BOB", "tictactoe")
+    world.clock.advance(59)
+    assert await first.expire_due() == 0 and await second.expire_due() == 0
+    world.clock.advance(1)
+    assert sorted(await asyncio.gather(first.expire_due(), second.expire_due())) == [0, 1]
+    assert await first.expire_due() == 0
+
+    stored = await world.service.get(sent["id"])
+    assert stored is not None and stored.status is ChallengeStatus.EXPIRED
+    expired = {"type": "challenge_update", **challenge_json(stored)}
+    assert expired["status"] == "expired" and expired["to"] == "bob"
+    for channel in ("user:alice:lobby", "user:bob:lobby"):
+        assert inbox.messages[channel] == [{"type": "challenge", **sent}, expired]
+    assert await first.pending("alice") == {"incoming": [], "outgoing": []}
     await assert_no_orphans(world)
