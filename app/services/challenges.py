@@ -20,7 +20,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from app.errors import Conflict, Forbidden, Invalid, NotFound
+from app.errors import Conflict, Forbidden, Invalid, NotFound, PlayhouseError
 from app.games import registry
 from app.storage.challenges import Challenge, ChallengeRepo, ChallengeStatus, PendingChallenges
 
@@ -186,10 +186,15 @@ class Challenges:
         now = now or self._now()
         expired: list[Challenge] = []
         for challenge in await self._repo.due(now=now, limit=limit):
-            done = await self._repo.expire(challenge.id, now=now)
-            if done is not None:
-                await self._release(done)
-                expired.append(done)
+            try:
+                done = await self._repo.expire(challenge.id, now=now)
+                if done is not None:
+                    expired.append(done)
+                    await self._release(done)  # a stale key is repaired by the next create
+            except PlayhouseError:
+                if not expired:
+                    raise
+                break  # storage failed midway: return what was expired, so it is announced
         return expired
 
     async def _claim(self, key: str, challenge: Challenge, *, now: datetime) -> None:
