@@ -107,3 +107,23 @@ async def test_resign_ends_the_game(make_instance: MakeInstance, http: AsyncHTTP
     state = await message(alice_socket)
     assert (state["status"], state["result"]) == ("finished", result)
     assert_error(await bob.call("POST", f"/api/games/{game_id}/resign"), 400, "game_over")
+
+
+async def test_draw_and_chat_over_http(make_instance: MakeInstance, http: AsyncHTTPClient) -> None:
+    instance = await make_instance()
+    alice, bob, game_id = await new_game(http, instance)
+    said = await alice.call("POST", f"/api/games/{game_id}/chat", {"text": "hello"})
+    assert said.code == 200 and data(said) == {"n": 1}
+    assert_error(
+        await alice.call("POST", f"/api/games/{game_id}/chat", {"text": ""}), 400, "bad_chat"
+    )
+    bad = await alice.call("POST", f"/api/games/{game_id}/draw", {"action": "maybe"})
+    assert_error(bad, 400, "invalid", field="action")
+    assert (
+        data(await alice.call("POST", f"/api/games/{game_id}/draw", {"action": "offer"}))["seq"]
+        == 1
+    )
+    nothing = await alice.call("POST", f"/api/games/{game_id}/draw", {"action": "accept"})
+    assert_error(nothing, 400, "no_draw_offer")
+    agreed = await bob.call("POST", f"/api/games/{game_id}/draw", {"action": "accept"})
+    assert data(agreed)["result"] == {"status": "draw", "winner": None, "reason": "agreed"}
