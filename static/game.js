@@ -1,0 +1,793 @@
+/*
+ * Playhouse game page: the game socket (resume, moves, chat, draw offers), the page
+ * chrome (turn, players and clocks, move list, chat, result) and the board, drawn by
+ * the module static/boards/<kind>.js registered in window.PlayhouseBoards[kind].
+ *
+ * Protocol: docs/protocol.md, "The game socket". On every (re)open the page sends
+ * {"type":"resume","since":lastSeq,"chat_since":lastChat}; a `state` is shown only
+ * when its seq is newer than the last one shown, a chat line only when its n is.
+ * Until a server speaks that protocol (it closes the socket with 1008 on any client
+ * frame), the page falls back to HTTP: moves and resignation through /api/games.
+ *
+ * Loaded with `defer` after ws4redis.js and the board module. No inline script,
+ * no innerHTML: every text from the server goes in through textContent.
+ */
+(function () {
+    'use strict';
+
+    const SVG_NS = 'http://www.w3.org/2000/svg';
+    const MAX_CHAT = 500;
+    const EVENT_TEXT = {
+        resign: 'resigned',
+        offer_draw: 'offered a draw',
+        accept_draw: 'accepted the draw',
+        decline_draw: 'declined the draw',
+        timeout: 'ran out of time',
+        abandon: 'left the game',
+    };
+    const REASONS = {
+        resigned: 'by resignation',
+        agreed: 'by agreement',
+        timeout: 'on time',
+        abandoned: 'by abandonment',
+    };
+
+    /* ---- Helpers the board modules share (window.PlayhouseUI) ---- */
+
+    /** An SVG element with attributes (attribute values, never markup). */
+    function svg(tag, attrs, parent) {
+        const el = document.createElementNS(SVG_NS, tag);
+        for (const [name, value] of Object.entries(attrs || {})) {
+            if (value !== null && value !== undefined) {
+                el.setAttribute(name, String(value));
+            }
+        }
+        if (parent) {
+            parent.appendChild(el);
+        }
+        return el;
+    }
+
+    /** An HTML element with a class and text. */
+    function html(tag, className, text, parent) {
+        const el = document.createElement(tag);
+        if (className) {
+            el.className = className;
+        }
+        if (text !== undefined && text !== null) {
+            el.textContent = String(text);
+        }
+        if (parent) {
+            parent.appendChild(el);
+        }
+        return el;
+    }
+
+    /**
+     * Make `el` a keyboard-operable button: focusable, labelled, activated by click,
+     * Enter or Space. `focusKey` lets the page restore focus after a re-render;
+     * `x`/`y` place it for arrow-key navigation (see bindArrows).
+     */
+    function actionable(el, opts) {
+        el.setAttribute('tabindex', '0');
+        el.setAttribute('role', 'button');
+        el.setAttribute('aria-label', opts.label);
+        el.dataset.focusKey = opts.key;
+        if (opts.x !== undefined) {
+            el.dataset.navX = String(opts.x);
+            el.dataset.navY = String(opts.y);
+        }
+        const enabled = opts.enabled !== false;
+        el.setAttribute('aria-disabled', enabled ? 'false' : 'true');
+        el.classList.add('hit', enabled ? 'hit-enabled' : 'hit-disabled');
+        const activate = (evt) => {
+            evt.preventDefault();
+            if (enabled && opts.onActivate) {
+                opts.onActivate();
+            }
+        };
+        el.addEventListener('click', activate);
+        el.addEventListener('keydown', (evt) => {
+            if (evt.key === 'Enter' || evt.key === ' ' || evt.key === 'Spacebar') {
+                activate(evt);
+            }
+        });
+        return el;
+    }
+
+    /** Arrow keys move focus to the nearest [data-nav-x] element in that direction. */
+    function bindArrows(container) {
+        if (container.dataset.arrowsBound) {
+            return;
+        }
+        container.dataset.arrowsBound = 'yes';
+        container.addEventListener('keydown', (evt) => {
+            const dirs = {ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1]};
+            const dir = dirs[evt.key];
+            const from = document.activeElement;
+            if (!dir || !from || !container.contains(from) || from.dataset.navX === undefined) {
+                return;
+            }
+            const x0 = Number(from.dataset.navX);
+            const y0 = Number(from.dataset.navY);
+            let best = null;
+            let bestScore = Infinity;
+            for (const el of container.querySelectorAll('[data-nav-x]')) {
+                const dx = Number(el.dataset.navX) - x0;
+                const dy = Number(el.dataset.navY) - y0;
+                const along = dx * dir[0] + dy * dir[1];
+                if (el === from || along <= 0) {
+                    continue;
+                }
+                const across = Math.abs(dx * dir[1]) + Math.abs(dy * dir[0]);
+                const score = along + across * 2.5;
+                if (score < bestScore) {
+                    bestScore = score;
+                    best = el;
+                }
+            }
+            if (best) {
+                evt.preventDefault();
+                best.focus();
+            }
+        });
+    }
+
+    /** Seat marks: colour and shape both tell the players apart. */
+    const SEATS = [
+        {color: 'var(--seat0)', fill: '#5b3fd6', pale: '#e4dcff', symbol: '✕', shape: 'cross'},
+        {color: 'var(--seat1)', fill: '#c2410c', pale: '#ffe3d3', symbol: '◯', shape: 'ring'},
+    ];
+
+    /** mm:ss for a number of milliseconds (never negative). */
+    function clockText(ms) {
+        const total = Math.max(0, Math.ceil(ms / 1000));
+        const m = Math.floor(total / 60);
+        const s = total % 60;
+        return m + ':' + String(s).padStart(2, '0');
+    }
+
+    window.PlayhouseUI = {svg, html, actionable, bindArrows, SEATS, clockText};
+    window.PlayhouseBoards = window.PlayhouseBoards || {};
+
+    /* ---- The page ---- */
+
+    function init() {
+        const root = document.getElementById('game');
+        if (!root) {
+            return;
+        }
+        const gameId = root.dataset.gameId;
+        const kind = root.dataset.kind;
+        const me = root.dataset.me;
+        const boardData = JSON.parse(root.dataset.board || '{}');
+        const initialPlayers = JSON.parse(root.dataset.players || '[]');
+        const board = window.PlayhouseBoards[kind] || null;
+        const reducedMotion = window.matchMedia &&
+            window.matchMedia('(prefers-reduced-motion: reduce)').matches;
+
+        const $ = (id) => document.getElementById(id);
+        const els = {
+            connection: $('connection'), turn: $('turn'), error: $('game-error'),
+            board: $('board'), players: $('players'), moves: $('moves'), moveCount: $('move-count'),
+            chatLog: $('chat-log'), chatForm: $('chat-form'), chatText: $('chat-text'),
+            chatSend: $('chat-send'), offerDraw: $('offer-draw'), resign: $('resign'),
+            resignConfirm: $('resign-confirm'), resignYes: $('resign-yes'), resignNo: $('resign-no'),
+            drawOffer: $('draw-offer'), drawText: $('draw-offer-text'),
+            drawAccept: $('draw-accept'), drawDecline: $('draw-decline'),
+            result: $('game-result'), resultText: $('result-text'),
+        };
+
+        const game = {
+            state: null,          // the last state shown
+            received: [],         // every parsed message, in order (for tests)
+            lastSeq: 0,
+            lastChat: 0,
+            moves: new Map(),     // seq -> text, from each state's `last`
+            chat: [],
+            mode: 'unknown',      // 'socket' once the server answers resume; 'http' fallback
+            connected: false,
+            pending: new Map(),   // client message id -> what it was
+            clock: null,          // {remaining_ms, running, deadline_ms, at}
+            away: {},             // player -> {ms, at}
+            client: null,
+        };
+        window.playhouseGame = game;
+        let nextId = 1;
+        let moveInFlight = false;
+        let errorTimer = null;
+
+        /* -- Errors -- */
+
+        function showError(message, {autoClear = 8000} = {}) {
+            els.error.textContent = message;
+            els.error.classList.add('game-error-shown');
+            if (errorTimer !== null) {
+                clearTimeout(errorTimer);
+            }
+            errorTimer = autoClear ? setTimeout(clearError, autoClear) : null;
+        }
+
+        function clearError() {
+            els.error.textContent = '';
+            els.error.classList.remove('game-error-shown');
+            errorTimer = null;
+        }
+
+        /* -- Sending -- */
+
+        function xsrfToken() {
+            const match = document.cookie.match(/(?:^|;\s*)_xsrf=([^;]*)/);
+            return match ? decodeURIComponent(match[1]) : '';
+        }
+
+        async function api(path, body) {
+            const reply = await fetch(path, {
+                method: body === undefined ? 'GET' : 'POST',
+                credentials: 'same-origin',
+                headers: {'Content-Type': 'application/json', 'X-XSRFToken': xsrfToken()},
+                body: body === undefined ? undefined : JSON.stringify(body),
+            });
+            let data = null;
+            try {
+                data = await reply.json();
+            } catch (e) { /* empty or not JSON */ }
+            return {ok: reply.ok, status: reply.status, data: data || {}};
+        }
+
+        /** Send one client message on the socket; the answer comes as ack/error. */
+        function send(message) {
+            const id = nextId++;
+            const full = Object.assign({}, message, {id: id});
+            game.pending.set(id, full);
+            game.client.send_message(JSON.stringify(full));
+            return id;
+        }
+
+        function sendMove(move) {
+            if (moveInFlight || !game.state || game.state.status === 'finished') {
+                return;
+            }
+            clearError();
+            moveInFlight = true;
+            renderAll();
+            if (game.mode === 'http') {
+                // `seq` for the documented API, `version` for servers before it.
+                const body = {move: move, seq: game.state.seq, version: game.state.version};
+                api('/api/games/' + gameId + '/moves', body)
+                    .then((reply) => {
+                        moveInFlight = false;
+                        if (!reply.ok) {
+                            handleError({code: reply.data.error, message: reply.data.message,
+                                current: reply.data.current});
+                        }
+                        renderAll();
+                    })
+                    .catch(() => {
+                        moveInFlight = false;
+                        showError('The move could not be sent. Check your connection.');
+                        renderAll();
+                    });
+                return;
+            }
+            send({type: 'move', seq: game.lastSeq, move: move});
+        }
+
+        function resign() {
+            hideResignConfirm();
+            if (game.mode === 'http') {
+                api('/api/games/' + gameId + '/resign', {}).then((reply) => {
+                    if (!reply.ok) {
+                        handleError({code: reply.data.error, message: reply.data.message});
+                    }
+                });
+                return;
+            }
+            send({type: 'resign'});
+        }
+
+        /* -- Receiving -- */
+
+        function onMessage(raw) {
+            let msg;
+            try {
+                msg = JSON.parse(raw);
+            } catch (e) {
+                return; // not ours (plain text notices live on another socket)
+            }
+            if (!msg || typeof msg !== 'object') {
+                return;
+            }
+            game.received.push(msg);
+            switch (msg.type) {
+            case 'state': onState(msg); break;
+            case 'chat': onChat(msg); break;
+            case 'resumed': onResumed(msg); break;
+            case 'ack': onAck(msg); break;
+            case 'error': onError(msg); break;
+            case 'player': onPlayer(msg); break;
+            default: break;
+            }
+        }
+
+        function noteMove(state) {
+            const seq = state.seq;
+            if (!state.last || !seq || game.moves.has(seq)) {
+                return;
+            }
+            game.moves.set(seq, describeLast(state));
+        }
+
+        function onState(state) {
+            if (typeof state.seq !== 'number') {
+                return;
+            }
+            noteMove(state);
+            const fresh = state.seq > game.lastSeq || (game.state === null && state.seq === game.lastSeq);
+            if (!fresh) {
+                renderMoves();
+                return;
+            }
+            const previous = game.state;
+            game.state = state;
+            game.lastSeq = state.seq;
+            if (state.clock) {
+                game.clock = Object.assign({at: performance.now()}, state.clock);
+            } else if (state.clock === null && !state.replay) {
+                game.clock = null;
+            }
+            if (state.away && typeof state.away === 'object') {
+                game.away = {};
+                for (const [name, ms] of Object.entries(state.away)) {
+                    game.away[name] = {ms: typeof ms === 'number' ? ms : null, at: performance.now()};
+                }
+            }
+            if (!previous || previous.seq !== state.seq) {
+                moveInFlight = false;
+            }
+            renderAll({animate: !state.replay && previous !== null && !reducedMotion});
+        }
+
+        function onChat(msg) {
+            if (typeof msg.n !== 'number' || msg.n <= game.lastChat) {
+                return;
+            }
+            game.lastChat = msg.n;
+            game.chat.push(msg);
+            const li = html('li', 'chat-line' + (msg.from === me ? ' chat-mine' : ''));
+            html('b', 'chat-from', msg.from, li);
+            html('span', 'chat-text', msg.text, li);
+            els.chatLog.appendChild(li);
+            els.chatLog.scrollTop = els.chatLog.scrollHeight;
+        }
+
+        function onResumed(msg) {
+            game.mode = 'socket';
+            if (typeof msg.seq === 'number' && game.state && msg.seq > game.lastSeq) {
+                // The server is ahead of anything replayed: should not happen; ask again.
+                send({type: 'resume', since: game.lastSeq, chat_since: game.lastChat});
+            }
+            renderAll();
+        }
+
+        function onAck(msg) {
+            game.mode = 'socket';
+            const sent = game.pending.get(msg.id);
+            game.pending.delete(msg.id);
+            if (sent && sent.type === 'chat') {
+                els.chatText.value = '';
+            }
+            if (sent && sent.type === 'move') {
+                if (typeof msg.seq === 'number' && msg.seq <= game.lastSeq) {
+                    moveInFlight = false;
+                } else {
+                    // The state follows the ack on the channel; don't wait for it forever.
+                    setTimeout(() => {
+                        if (moveInFlight) {
+                            moveInFlight = false;
+                            renderAll();
+                        }
+                    }, 4000);
+                }
+            }
+            renderAll();
+        }
+
+        function onError(msg) {
+            const sent = game.pending.get(msg.id);
+            game.pending.delete(msg.id);
+            if (!sent || sent.type === 'move') {
+                moveInFlight = false;
+            }
+            handleError(msg);
+            renderAll();
+        }
+
+        function handleError(msg) {
+            if (msg.code === 'stale' && msg.current) {
+                showError('The game moved on before your move arrived — here is the current position.',
+                    {autoClear: 5000});
+                onState(Object.assign({}, msg.current, {replay: true}));
+                return;
+            }
+            showError(msg.message || msg.code || 'Something went wrong.');
+        }
+
+        function onPlayer(msg) {
+            if (!msg.player) {
+                return;
+            }
+            if (msg.connected) {
+                delete game.away[msg.player];
+            } else {
+                const ms = typeof msg.forfeit_in_ms === 'number' ? msg.forfeit_in_ms : null;
+                game.away[msg.player] = {ms: ms, at: performance.now()};
+            }
+            renderPlayers();
+        }
+
+        /* -- What the state means -- */
+
+        function players() {
+            const s = game.state;
+            if (s && Array.isArray(s.players)) {
+                return s.players;
+            }
+            if (s && s.view && Array.isArray(s.view.players)) {
+                return s.view.players;
+            }
+            return initialPlayers;
+        }
+
+        function toMove() {
+            const s = game.state;
+            if (!s || s.status === 'finished') {
+                return [];
+            }
+            if (Array.isArray(s.to_move)) {
+                return s.to_move;
+            }
+            const v = s.view || {};
+            const names = players();
+            if (Array.isArray(v.chosen)) {
+                return names.filter((_, i) => !v.chosen[i]);
+            }
+            if (typeof v.turn === 'number') {
+                return [names[v.turn]];
+            }
+            return [];
+        }
+
+        function finished() {
+            return !!game.state && game.state.status === 'finished';
+        }
+
+        function myTurn() {
+            return !finished() && !moveInFlight && toMove().includes(me);
+        }
+
+        function describeLast(state) {
+            const last = state.last;
+            const who = last.player || '';
+            if (last.type !== 'move') {
+                return who + ' ' + (EVENT_TEXT[last.type] || last.type);
+            }
+            let text = null;
+            if (board && board.describe) {
+                try {
+                    text = board.describe(last, state, context(state));
+                } catch (e) {
+                    text = null;
+                }
+            }
+            if (!text) {
+                text = last.move ? JSON.stringify(last.move) : 'moved';
+            }
+            return who + ' ' + text;
+        }
+
+        function resultText(result) {
+            if (!result) {
+                return '';
+            }
+            const reason = REASONS[result.reason] || result.reason || '';
+            if (result.status === 'draw' || !result.winner) {
+                return 'Draw' + (reason ? ' — ' + reason : '') + '.';
+            }
+            const who = result.winner === me ? 'You win' : result.winner + ' wins';
+            return who + (reason ? ' — ' + reason : '') + (result.winner === me ? '!' : '.');
+        }
+
+        function context(state) {
+            const names = players();
+            return {
+                me: me,
+                players: names,
+                seat: names.indexOf(me),
+                myTurn: myTurn(),
+                finished: finished(),
+                state: state,
+                last: state ? state.last : null,
+                boardData: boardData,
+                ui: window.PlayhouseUI,
+                send: sendMove,
+                animate: false,
+            };
+        }
+
+        /* -- Rendering -- */
+
+        function renderAll(opts) {
+            renderConnection();
+            renderTurn();
+            renderBoard(opts || {});
+            renderPlayers();
+            renderMoves();
+            renderControls();
+        }
+
+        function renderConnection() {
+            const el = els.connection;
+            let text;
+            let cls;
+            if (game.connected) {
+                text = game.mode === 'http' ? 'live (moves over HTTP)' : 'live';
+                cls = 'connected';
+            } else {
+                text = game.everConnected ? 'reconnecting…' : 'connecting…';
+                cls = game.everConnected ? 'disconnected' : 'connecting';
+            }
+            el.textContent = text;
+            el.className = 'status status-' + cls;
+        }
+
+        const baseTitle = document.title;
+
+        function renderTurn() {
+            const el = els.turn;
+            const s = game.state;
+            document.title = (s && toMove().includes(me) && !finished() ? '● Your turn · ' : '') + baseTitle;
+            el.classList.remove('turn-mine', 'turn-over');
+            if (!s) {
+                el.textContent = 'Loading the game…';
+                return;
+            }
+            if (finished()) {
+                el.textContent = resultText(s.result) || 'Game over.';
+                el.classList.add('turn-over');
+                return;
+            }
+            const waiting = toMove().filter((p) => p !== me);
+            if (toMove().includes(me)) {
+                el.textContent = moveInFlight ? 'Sending your move…' : 'Your turn';
+                el.classList.add('turn-mine');
+            } else if (waiting.length) {
+                el.textContent = 'Waiting for ' + waiting.join(' and ') + '…';
+            } else {
+                el.textContent = 'Waiting…';
+            }
+        }
+
+        function renderBoard(opts) {
+            const container = els.board;
+            if (!game.state) {
+                return;
+            }
+            if (!board) {
+                container.textContent = 'This game cannot be shown yet.';
+                return;
+            }
+            const active = document.activeElement;
+            const focusKey = active && container.contains(active) ? active.dataset.focusKey : null;
+            const ctx = context(game.state);
+            ctx.animate = !!opts.animate;
+            board.render(container, game.state.view || {}, ctx);
+            bindArrows(container);
+            if (focusKey) {
+                const again = container.querySelector('[data-focus-key="' + CSS.escape(focusKey) + '"]');
+                if (again) {
+                    again.focus();
+                }
+            }
+        }
+
+        function awayMs(name) {
+            const entry = game.away[name];
+            if (!entry) {
+                return undefined;
+            }
+            if (entry.ms === null) {
+                return null;
+            }
+            return entry.ms - (performance.now() - entry.at);
+        }
+
+        function renderPlayers() {
+            const names = players();
+            const s = game.state;
+            const moving = toMove();
+            const clock = game.clock;
+            const elapsed = clock ? performance.now() - clock.at : 0;
+            const summaries = s && board && board.playerInfo ? board.playerInfo(s.view || {}, context(s)) : null;
+            els.players.textContent = '';
+            names.forEach((name, seat) => {
+                const li = html('li', 'player', null, els.players);
+                li.dataset.player = name;
+                li.classList.toggle('player-moving', moving.includes(name));
+                const mark = SEATS[seat] || SEATS[0];
+                const badge = html('span', 'player-mark player-mark-' + seat, mark.symbol, li);
+                badge.setAttribute('aria-hidden', 'true');
+                const who = html('span', 'player-name', name, li);
+                if (name === me) {
+                    html('span', 'player-you', ' (you)', who);
+                }
+                if (moving.includes(name)) {
+                    html('span', 'player-to-move', 'to move', who);
+                }
+                if (summaries && summaries[seat]) {
+                    html('span', 'player-info', summaries[seat], li);
+                }
+                if (clock && clock.remaining_ms && typeof clock.remaining_ms[name] === 'number') {
+                    const running = Array.isArray(clock.running) && clock.running.includes(name);
+                    const left = clock.remaining_ms[name] - (running ? elapsed : 0);
+                    const time = html('span', 'clock' + (running ? ' clock-running' : ''), clockText(left), li);
+                    time.setAttribute('aria-label', 'Time left ' + clockText(left));
+                    time.classList.toggle('clock-low', left < 30000);
+                    if (running && typeof clock.deadline_ms === 'number') {
+                        const left2 = clock.deadline_ms - elapsed;
+                        const deadline = html('span', 'deadline', 'move within ' + clockText(left2), li);
+                        deadline.classList.toggle('clock-low', left2 < 10000);
+                    }
+                }
+                const away = awayMs(name);
+                if (away !== undefined) {
+                    const text = away === null ? 'disconnected'
+                        : 'disconnected — forfeits in ' + Math.max(0, Math.ceil(away / 1000)) + 's';
+                    html('span', 'player-away', text, li);
+                }
+            });
+        }
+
+        function renderMoves() {
+            const seqs = [...game.moves.keys()].sort((a, b) => a - b);
+            const list = els.moves;
+            if (list.children.length === seqs.length &&
+                    (seqs.length === 0 || list.lastElementChild.dataset.seq === String(seqs[seqs.length - 1]))) {
+                return;
+            }
+            list.textContent = '';
+            for (const seq of seqs) {
+                const li = html('li', 'move', game.moves.get(seq), list);
+                li.dataset.seq = String(seq);
+                li.value = seq;
+            }
+            els.moveCount.textContent = seqs.length ? '(' + seqs.length + ')' : '';
+            list.scrollTop = list.scrollHeight;
+        }
+
+        function renderControls() {
+            const s = game.state;
+            const over = !s || finished();
+            const http = game.mode === 'http';
+            els.resign.disabled = over;
+            els.resignYes.disabled = over;
+            if (over) {
+                hideResignConfirm(false);
+            }
+            const offer = s ? s.draw_offer || null : null;
+            els.offerDraw.disabled = over || http || offer !== null;
+            els.offerDraw.textContent = offer === me ? 'Draw offered' : 'Offer draw';
+            const theirs = !over && offer !== null && offer !== me;
+            els.drawOffer.hidden = !theirs;
+            if (theirs) {
+                els.drawText.textContent = offer + ' offers a draw.';
+            }
+            els.chatText.disabled = http;
+            els.chatSend.disabled = http || !game.connected;
+            els.chatText.placeholder = http ? 'Chat opens once the live game socket is up' : 'Say something nice…';
+            els.result.hidden = !(s && finished());
+            if (s && finished()) {
+                els.resultText.textContent = resultText(s.result);
+            }
+        }
+
+        /* -- Controls -- */
+
+        function showResignConfirm() {
+            els.resignConfirm.hidden = false;
+            els.resign.setAttribute('aria-expanded', 'true');
+            els.resignNo.focus();
+        }
+
+        function hideResignConfirm(refocus) {
+            if (els.resignConfirm.hidden) {
+                return;
+            }
+            els.resignConfirm.hidden = true;
+            els.resign.setAttribute('aria-expanded', 'false');
+            if (refocus !== false && !els.resign.disabled) {
+                els.resign.focus();
+            }
+        }
+
+        els.resign.setAttribute('aria-expanded', 'false');
+        els.resign.setAttribute('aria-controls', 'resign-confirm');
+        els.resign.addEventListener('click', showResignConfirm);
+        els.resignNo.addEventListener('click', () => hideResignConfirm());
+        els.resignYes.addEventListener('click', resign);
+        els.resignConfirm.addEventListener('keydown', (evt) => {
+            if (evt.key === 'Escape') {
+                hideResignConfirm();
+            }
+        });
+        els.offerDraw.addEventListener('click', () => send({type: 'offer_draw'}));
+        els.drawAccept.addEventListener('click', () => send({type: 'accept_draw'}));
+        els.drawDecline.addEventListener('click', () => send({type: 'decline_draw'}));
+        els.chatForm.addEventListener('submit', (evt) => {
+            evt.preventDefault();
+            const text = els.chatText.value.trim();
+            if (!text || game.mode === 'http') {
+                return;
+            }
+            if (text.length > MAX_CHAT) {
+                showError('A chat message is at most ' + MAX_CHAT + ' characters.');
+                return;
+            }
+            send({type: 'chat', text: text});
+        });
+
+        /* -- Clocks tick locally between messages -- */
+
+        setInterval(() => {
+            if (game.clock || Object.keys(game.away).length) {
+                renderPlayers();
+            }
+        }, 250);
+
+        /* -- The socket -- */
+
+        async function catchUpOverHttp() {
+            const reply = await api('/api/games/' + gameId);
+            if (reply.ok && reply.data && reply.data.type === 'state') {
+                onState(reply.data);
+            }
+        }
+
+        game.client = new window.WS4Redis({
+            uri: '/ws/' + gameId + '?subscribe-user',
+            heartbeat_msg: document.body.dataset.heartbeat || null,
+            connecting: () => renderConnection(),
+            connected: () => {
+                game.connected = true;
+                game.everConnected = true;
+                if (game.mode === 'http') {
+                    catchUpOverHttp();
+                } else {
+                    game.client.send_message(JSON.stringify(
+                        {type: 'resume', since: game.lastSeq, chat_since: game.lastChat}));
+                }
+                renderAll();
+            },
+            disconnected: (evt) => {
+                game.connected = false;
+                // A server without the game protocol closes on our first frame (1008):
+                // keep the socket for states, send moves over HTTP.
+                if (evt && evt.code === 1008 && game.mode === 'unknown') {
+                    game.mode = 'http';
+                }
+                if (moveInFlight && game.mode !== 'http') {
+                    moveInFlight = false; // resume will tell us whether it landed
+                }
+                renderAll();
+            },
+            receive_message: onMessage,
+        });
+        renderAll();
+    }
+
+    if (document.readyState === 'loading') {
+        document.addEventListener('DOMContentLoaded', init);
+    } else {
+        init();
+    }
+}());
