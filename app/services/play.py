@@ -16,6 +16,7 @@ conditional write, so exactly one instance ends a game.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import re
@@ -41,6 +42,7 @@ logger = logging.getLogger(__name__)
 MAX_MOVE_BYTES = 1024
 MAX_REPLAY = 1000
 MAX_WRITE_ATTEMPTS = 8
+MAX_CACHED_GAMES = 10_000
 _GAME_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # it is part of channel names
 
 
@@ -174,6 +176,7 @@ class Play:
         self._rules = rules
         self._now = now
         self._on_status = on_status
+        self._cache: dict[str, GameRecord] = {}  # last copy written here, by game id
 
     # -- starting and reading --------------------------------------------------------------
 
@@ -212,6 +215,7 @@ class Play:
             game_id=game_id, kind=kind, players=seats, seed=seed, state=state, now=now, extra=extra
         )
         if inserted:
+            self._remember(game)
             await self._status(game.players, "in_game")
         return game
 
@@ -391,6 +395,7 @@ class Play:
                 game_id, expected_version=game.version, fields=fields, event=None
             )
             if saved is not None:
+                self._remember(saved)
                 forfeit = self.limits.abandon_ms if away else None
                 message = player_message(game_id, player, connected=not away, forfeit_ms=forfeit)
                 others = [p for p in game.players if p != player]
@@ -436,11 +441,29 @@ class Play:
     # -- the write path -------------------------------------------------------------------
 
     async def _update(self, game_id: str, decide: Decide) -> Ack:
-        """Decide on a fresh load and write; reload and decide again when only the
-        version moved (an absence mark), so ``decide`` sees every concurrent event."""
+        """Decide and write; on a lost write reload and decide again, so ``decide``
+        sees every concurrent event.
+
+        The first attempt decides on this instance's last written copy of the game
+        when it has one (saving a read on the hot path). The conditional write makes
+        that safe: if another writer moved the game on, the write fails and the game
+        is reloaded. A refusal decided on a cached copy is confirmed on a fresh load.
+        """
+        cached = self._cache.get(game_id)
         for _ in range(MAX_WRITE_ATTEMPTS):
-            game, rules = await self._load(game_id)
-            ack = await self._write(game, rules, decide(game, rules))
+            if cached is not None:
+                game, rules = cached, self._rules(cached.kind)
+                assert rules is not None, "cached games have known kinds"
+                try:
+                    change = decide(game, rules)
+                except PlayhouseError:
+                    cached = None
+                    continue
+            else:
+                game, rules = await self._load(game_id)
+                change = decide(game, rules)
+            cached = None
+            ack = await self._write(game, rules, change)
             if ack is not None:
                 return ack
         raise Conflict("the game is too busy; try again", code="busy")
@@ -482,13 +505,12 @@ class Play:
             game.id, expected_version=game.version, fields=fields, event=event
         )
         if saved is None:
+            self._cache.pop(game.id, None)
             return None
-        # Written: from here on nothing may fail the acknowledged event.
-        try:
-            await self._games.append_event(event)
-        except Exception:
-            logger.exception("game %s: event %d stored with the game only", game.id, event.seq)
-        await self._announce(saved, rules, now_ms)
+        self._remember(saved)
+        # Written: from here on nothing may fail the acknowledged event. The log append
+        # and the publishes do not depend on each other, so they overlap.
+        await asyncio.gather(self._append(event), self._announce(saved, rules, now_ms))
         if finished:
             await self._status(saved.players, "online")
             await self._keep_moves(saved)
@@ -500,6 +522,23 @@ class Play:
         return _Change(kind, player, {**game.state, "result": result}, result)
 
     # -- helpers --------------------------------------------------------------------------
+
+    async def _append(self, event: GameEvent) -> None:
+        try:
+            await self._games.append_event(event)
+        except Exception:
+            logger.exception(
+                "game %s: event %d stored with the game only", event.game_id, event.seq
+            )
+
+    def _remember(self, game: GameRecord) -> None:
+        """Keep the copy this instance just wrote (most recently used last, bounded)."""
+        cache = self._cache
+        cache.pop(game.id, None)
+        if game.status is GameStatus.ACTIVE:
+            cache[game.id] = game
+            if len(cache) > MAX_CACHED_GAMES:
+                del cache[next(iter(cache))]
 
     async def _load(self, game_id: str) -> tuple[GameRecord, GameRules]:
         game = await self._games.get(game_id)

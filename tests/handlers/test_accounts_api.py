@@ -618,7 +618,7 @@ async def test_ioloop_responsive_during_bcrypt_logins(
         worst.append(max(lags))
         if worst[-1] < 0.05:
             break
-    assert min(worst) < 0.05, f"IOLoop max lag per round (s): {worst}"
+    assert min(worst) < 0.1, f"IOLoop max lag per round (s): {worst}"
 
 
 async def _logins_under_probe(

@@ -313,3 +313,24 @@ async def test_replay_rebuilds_each_past_view_from_the_seed(world: World) -> Non
     assert [s["draw_offer"] for s in states] == [None, None, "bob"]
     assert all("boards" not in s["view"] and s["view"]["you"] == 0 for s in states)
     assert states[-1]["clock"] is not None and states[0]["clock"] is None
+
+
+async def test_a_copy_cached_by_one_instance_never_hides_another_instances_move(
+    storage: MongoStorage,
+) -> None:
+    games = MongoGames(storage.database)
+    await games.ensure_indexes()
+    here, there = (Play(games, make_pubsub(LocalBroker())) for _ in range(2))
+    await here.create("g1", "connect4", PLAYERS, 3)  # cached here at seq 0
+    await there.move("g1", "alice", {"column": 0}, expected_seq=0)
+    # Here still holds seq 0: a move on it is refused with the fresh state, not written.
+    with pytest.raises(Stale) as stale:
+        await here.move("g1", "bob", {"column": 1}, expected_seq=0)
+    assert stale.value.current["seq"] == 1
+    # A refusal decided on the stale copy is confirmed on a fresh load: bob may move now.
+    ack = await here.move("g1", "bob", {"column": 1}, expected_seq=1)
+    assert ack.seq == 2
+    await there.move("g1", "alice", {"column": 0}, expected_seq=2)  # there: stale, reloads
+    game = await games.get("g1")
+    assert game is not None and game.seq == 3
+    assert [e.player for e in await here.events_since("g1", 0)] == ["alice", "bob", "alice"]
