@@ -6,8 +6,10 @@
  * Protocol: docs/protocol.md, "The game socket". On every (re)open the page sends
  * {"type":"resume","since":lastSeq,"chat_since":lastChat}; a `state` is shown only
  * when its seq is newer than the last one shown, a chat line only when its n is.
- * Until a server speaks that protocol (it closes the socket with 1008 on any client
- * frame), the page falls back to HTTP: moves and resignation through /api/games.
+ * When the socket cannot be opened (a failed attempt before it ever connected, a
+ * 1008 close, or three failed attempts in a row), the page asks GET /api/me and
+ * GET /api/games/<id> why: signed out, not a player or no such game stops the socket
+ * and says so in #game-error; anything else keeps reconnecting.
  *
  * Loaded with `defer` after ws4redis.js and the board module. No inline script,
  * no innerHTML: every text from the server goes in through textContent.
@@ -185,8 +187,10 @@
             lastChat: 0,
             moves: new Map(),     // seq -> text, from each state's `last`
             chat: [],
-            mode: 'unknown',      // 'socket' once the server answers resume; 'http' fallback
             connected: false,
+            everConnected: false,
+            resumed: false,       // the server answered this connection's resume
+            stopped: null,        // why the page gave up on the socket: 'signed_out', ...
             pending: new Map(),   // client message id -> what it was
             clock: null,          // {remaining_ms, running, deadline_ms, at}
             away: {},             // player -> {ms, at}
@@ -216,25 +220,6 @@
 
         /* -- Sending -- */
 
-        function xsrfToken() {
-            const match = document.cookie.match(/(?:^|;\s*)_xsrf=([^;]*)/);
-            return match ? decodeURIComponent(match[1]) : '';
-        }
-
-        async function api(path, body) {
-            const reply = await fetch(path, {
-                method: body === undefined ? 'GET' : 'POST',
-                credentials: 'same-origin',
-                headers: {'Content-Type': 'application/json', 'X-XSRFToken': xsrfToken()},
-                body: body === undefined ? undefined : JSON.stringify(body),
-            });
-            let data = null;
-            try {
-                data = await reply.json();
-            } catch (e) { /* empty or not JSON */ }
-            return {ok: reply.ok, status: reply.status, data: data || {}};
-        }
-
         /** Send one client message on the socket; the answer comes as ack/error. */
         function send(message) {
             const id = nextId++;
@@ -245,44 +230,17 @@
         }
 
         function sendMove(move) {
-            if (moveInFlight || !game.state || game.state.status === 'finished') {
+            if (moveInFlight || game.stopped || !game.state || game.state.status === 'finished') {
                 return;
             }
             clearError();
             moveInFlight = true;
             renderAll();
-            if (game.mode === 'http') {
-                // `seq` for the documented API, `version` for servers before it.
-                const body = {move: move, seq: game.state.seq, version: game.state.version};
-                api('/api/games/' + gameId + '/moves', body)
-                    .then((reply) => {
-                        moveInFlight = false;
-                        if (!reply.ok) {
-                            handleError({code: reply.data.error, message: reply.data.message,
-                                current: reply.data.current});
-                        }
-                        renderAll();
-                    })
-                    .catch(() => {
-                        moveInFlight = false;
-                        showError('The move could not be sent. Check your connection.');
-                        renderAll();
-                    });
-                return;
-            }
             send({type: 'move', seq: game.lastSeq, move: move});
         }
 
         function resign() {
             hideResignConfirm();
-            if (game.mode === 'http') {
-                api('/api/games/' + gameId + '/resign', {}).then((reply) => {
-                    if (!reply.ok) {
-                        handleError({code: reply.data.error, message: reply.data.message});
-                    }
-                });
-                return;
-            }
             send({type: 'resign'});
         }
 
@@ -362,7 +320,7 @@
         }
 
         function onResumed(msg) {
-            game.mode = 'socket';
+            game.resumed = true;
             if (typeof msg.seq === 'number' && game.state && msg.seq > game.lastSeq) {
                 // The server is ahead of anything replayed: should not happen; ask again.
                 send({type: 'resume', since: game.lastSeq, chat_since: game.lastChat});
@@ -371,7 +329,6 @@
         }
 
         function onAck(msg) {
-            game.mode = 'socket';
             const sent = game.pending.get(msg.id);
             game.pending.delete(msg.id);
             if (sent && sent.type === 'chat') {
@@ -462,8 +419,13 @@
             return !!game.state && game.state.status === 'finished';
         }
 
+        /** It is my turn (a move of mine may be on its way). */
+        function myTurnNow() {
+            return !finished() && !game.stopped && toMove().includes(me);
+        }
+
         function myTurn() {
-            return !finished() && !moveInFlight && toMove().includes(me);
+            return !finished() && !moveInFlight && !game.stopped && toMove().includes(me);
         }
 
         function describeLast(state) {
@@ -530,8 +492,11 @@
             const el = els.connection;
             let text;
             let cls;
-            if (game.connected) {
-                text = game.mode === 'http' ? 'live (moves over HTTP)' : 'live';
+            if (game.stopped) {
+                text = game.stopped === 'signed_out' ? 'signed out' : 'closed';
+                cls = 'disconnected';
+            } else if (game.connected) {
+                text = 'live';
                 cls = 'connected';
             } else {
                 text = game.everConnected ? 'reconnecting…' : 'connecting…';
@@ -546,15 +511,19 @@
         function renderTurn() {
             const el = els.turn;
             const s = game.state;
-            document.title = (s && toMove().includes(me) && !finished() ? '● Your turn · ' : '') + baseTitle;
+            document.title = (s && myTurnNow() ? '● Your turn · ' : '') + baseTitle;
             el.classList.remove('turn-mine', 'turn-over');
-            if (!s) {
-                el.textContent = 'Loading the game…';
-                return;
-            }
-            if (finished()) {
+            if (s && finished()) {
                 el.textContent = resultText(s.result) || 'Game over.';
                 el.classList.add('turn-over');
+                return;
+            }
+            if (game.stopped) {
+                el.textContent = 'This game is not live on this page.';
+                return;
+            }
+            if (!s) {
+                el.textContent = 'Loading the game…';
                 return;
             }
             const waiting = toMove().filter((p) => p !== me);
@@ -667,24 +636,22 @@
 
         function renderControls() {
             const s = game.state;
-            const over = !s || finished();
-            const http = game.mode === 'http';
+            const over = !s || finished() || game.stopped !== null;
             els.resign.disabled = over;
             els.resignYes.disabled = over;
             if (over) {
                 hideResignConfirm(false);
             }
             const offer = s ? s.draw_offer || null : null;
-            els.offerDraw.disabled = over || http || offer !== null;
+            els.offerDraw.disabled = over || offer !== null;
             els.offerDraw.textContent = offer === me ? 'Draw offered' : 'Offer draw';
             const theirs = !over && offer !== null && offer !== me;
             els.drawOffer.hidden = !theirs;
             if (theirs) {
                 els.drawText.textContent = offer + ' offers a draw.';
             }
-            els.chatText.disabled = http;
-            els.chatSend.disabled = http || !game.connected;
-            els.chatText.placeholder = http ? 'Chat opens once the live game socket is up' : 'Say something nice…';
+            els.chatText.disabled = game.stopped !== null;
+            els.chatSend.disabled = game.stopped !== null || !game.connected;
             els.result.hidden = !(s && finished());
             if (s && finished()) {
                 els.resultText.textContent = resultText(s.result);
@@ -726,7 +693,7 @@
         els.chatForm.addEventListener('submit', (evt) => {
             evt.preventDefault();
             const text = els.chatText.value.trim();
-            if (!text || game.mode === 'http') {
+            if (!text || game.stopped) {
                 return;
             }
             if (text.length > MAX_CHAT) {
@@ -739,44 +706,136 @@
         /* -- Clocks tick locally between messages -- */
 
         setInterval(() => {
-            if (game.clock || Object.keys(game.away).length) {
+            if (!game.stopped && (game.clock || Object.keys(game.away).length)) {
                 renderPlayers();
             }
         }, 250);
 
         /* -- The socket -- */
 
-        async function catchUpOverHttp() {
-            const reply = await api('/api/games/' + gameId);
-            if (reply.ok && reply.data && reply.data.type === 'state') {
-                onState(reply.data);
+        const STOPPED = {
+            signed_out: {
+                text: 'You are signed out, so this game is no longer live here.',
+                link: 'Sign in to continue',
+                href: '/login?next=/game/' + encodeURIComponent(gameId),
+            },
+            other_user: {
+                text: 'You are now signed in as someone else, who is not playing this game.',
+                link: 'Back to the lobby',
+                href: '/',
+            },
+            not_a_player: {
+                text: 'You are not playing this game.',
+                link: 'Back to the lobby',
+                href: '/',
+            },
+            no_game: {
+                text: 'There is no such game.',
+                link: 'Back to the lobby',
+                href: '/',
+            },
+        };
+
+        /** Give up on the socket for good, and say why in #game-error (with a way on). */
+        function stop(reason) {
+            if (game.stopped) {
+                return;
+            }
+            game.stopped = reason;
+            game.connected = false;
+            moveInFlight = false;
+            game.client.close();
+            const why = STOPPED[reason];
+            if (errorTimer !== null) {
+                clearTimeout(errorTimer);
+                errorTimer = null;
+            }
+            els.error.textContent = why.text + ' ';
+            const link = html('a', 'game-error-link', why.link, els.error);
+            link.href = why.href;
+            els.error.classList.add('game-error-shown');
+            renderAll();
+        }
+
+        async function getJson(path) {
+            const reply = await fetch(path, {credentials: 'same-origin', headers: {Accept: 'application/json'}});
+            let data = null;
+            try {
+                data = await reply.json();
+            } catch (e) { /* empty or not JSON */ }
+            return {ok: reply.ok, status: reply.status, data: data || {}};
+        }
+
+        /**
+         * The socket would not open: ask the HTTP API whether this page may follow the
+         * game at all. A network error or a server error keeps the page reconnecting.
+         */
+        let checking = false;
+        async function checkAccess() {
+            if (checking || game.stopped) {
+                return;
+            }
+            checking = true;
+            try {
+                const who = await getJson('/api/me');
+                if (who.status === 401) {
+                    stop('signed_out');
+                    return;
+                }
+                if (!who.ok) {
+                    return;
+                }
+                const view = await getJson('/api/games/' + encodeURIComponent(gameId));
+                if (view.status === 401) {
+                    stop('signed_out');
+                } else if (view.status === 403) {
+                    stop(who.data.username && who.data.username !== me ? 'other_user' : 'not_a_player');
+                } else if (view.status === 404) {
+                    stop('no_game');
+                }
+            } catch (e) {
+                /* the server is unreachable: the socket keeps trying */
+            } finally {
+                checking = false;
             }
         }
+
+        let opened = false;       // the current connection attempt reached `connected`
+        let failedAttempts = 0;   // attempts in a row that never opened
+        let refused = false;      // closed by policy (1008) since the last open
 
         game.client = new window.WS4Redis({
             uri: '/ws/' + gameId + '?subscribe-user',
             heartbeat_msg: document.body.dataset.heartbeat || null,
-            connecting: () => renderConnection(),
+            connecting: () => {
+                opened = false;
+                renderConnection();
+            },
             connected: () => {
+                opened = true;
+                failedAttempts = 0;
+                refused = false;
                 game.connected = true;
                 game.everConnected = true;
-                if (game.mode === 'http') {
-                    catchUpOverHttp();
-                } else {
-                    game.client.send_message(JSON.stringify(
-                        {type: 'resume', since: game.lastSeq, chat_since: game.lastChat}));
-                }
+                game.client.send_message(JSON.stringify(
+                    {type: 'resume', since: game.lastSeq, chat_since: game.lastChat}));
                 renderAll();
             },
             disconnected: (evt) => {
                 game.connected = false;
-                // A server without the game protocol closes on our first frame (1008):
-                // keep the socket for states, send moves over HTTP.
-                if (evt && evt.code === 1008 && game.mode === 'unknown') {
-                    game.mode = 'http';
+                game.resumed = false;
+                moveInFlight = false; // resume will tell us whether it landed
+                if (!opened) {
+                    failedAttempts += 1;
                 }
-                if (moveInFlight && game.mode !== 'http') {
-                    moveInFlight = false; // resume will tell us whether it landed
+                // A refused handshake (403) reaches the page only as 1006 before `connected`;
+                // a signed-out session's open sockets are closed with 1008.
+                if (evt && evt.code === 1008) {
+                    refused = true;
+                }
+                const failed = !opened && (!game.everConnected || refused || failedAttempts >= 3);
+                if (!game.stopped && (refused || failed)) {
+                    checkAccess();
                 }
                 renderAll();
             },

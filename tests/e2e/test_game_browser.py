@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -74,6 +75,8 @@ class Player:
         page.click("#submit")
         page.wait_for_url(f"{base}/")  # "/" keeps a socket open: the player is online
         page.wait_for_function("() => window.playhouseNotices?.client.readyState === 1")
+        # The lobby's own socket brings game_started (open_game waits for it to navigate).
+        page.wait_for_function("() => window.playhouseLobby?.client?.readyState === 1")
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         request = self.page.request
@@ -262,7 +265,7 @@ def test_a_server_restart_shows_reconnecting_then_resumes(
 
 def test_chat_and_draw_offers(players: Callable[[str], tuple[Player, Player, str]]) -> None:
     alice, bob, _ = players("tictactoe")
-    alice.page.wait_for_function("() => window.playhouseGame.mode === 'socket'")
+    alice.page.wait_for_function("() => window.playhouseGame.resumed")
 
     # Chat: text only, on both pages, numbered once (no duplicates after a reload).
     text = "good luck <b>bob</b> & have fun"
@@ -298,6 +301,51 @@ def test_chat_and_draw_offers(players: Callable[[str], tuple[Player, Player, str
         expect(who.page.locator("#result-text")).to_have_text("Draw — by agreement.")
         expect(who.page.locator("#offer-draw")).to_be_disabled()
         expect(who.page.locator("#moves li").last).to_contain_text("accepted the draw")
+
+
+def test_signing_out_in_another_tab_stops_the_game_page_with_a_way_back(
+    players: Callable[[str], tuple[Player, Player, str]],
+) -> None:
+    """The session ends elsewhere: the game socket cannot come back (its handshake gets
+    403), so the page says the player is signed out and links to the login, instead of
+    "reconnecting…" forever."""
+    alice, bob, game_id = players("tictactoe")
+    alice.page.wait_for_function("() => window.playhouseGame.resumed")
+    expect(alice.page.locator("#game-error")).to_be_empty()
+    expect(alice.board().locator(".hit-enabled")).to_have_count(9)
+
+    other_tab = alice.page.context.new_page()  # same cookies: the same session
+    other_tab.goto(f"{alice.base}/")
+    other_tab.click("#logout")
+    other_tab.wait_for_url(f"{alice.base}/")
+    expect(other_tab.locator("#logout")).to_have_count(0)
+
+    page = alice.page
+    error = page.locator("#game-error")
+    expect(error).to_contain_text("signed out", timeout=5_000)
+    link = error.locator("a")
+    expect(link).to_have_attribute("href", f"/login?next=/game/{game_id}")
+    expect(link).to_be_visible()
+    expect(page.locator("#connection")).to_have_text("signed out")
+    expect(page.locator("#turn")).to_have_text("This game is not live on this page.")
+    page.wait_for_function("() => window.playhouseGame.client.readyState === WebSocket.CLOSED")
+    assert page.evaluate("window.playhouseGame.stopped") == "signed_out"
+    expect(page.locator("#resign")).to_be_disabled()
+    expect(page.locator("#chat-text")).to_be_disabled()
+    expect(alice.board().locator(".hit-enabled")).to_have_count(0)  # her turn, but no moves
+    # bob, still signed in, stays live.
+    expect(bob.page.locator("#connection")).to_have_text("live")
+    expect(bob.page.locator("#game-error")).to_be_empty()
+
+    # The link signs alice in and brings her back to the same game.
+    link.click()
+    page.wait_for_url(re.compile(re.escape(f"{alice.base}/login?next=/game/{game_id}") + "$"))
+    page.fill("#username", alice.name)
+    page.fill("#password", PASSWORD)
+    page.click("#submit")
+    page.wait_for_url(f"{alice.base}/game/{game_id}")
+    page.wait_for_function(GAME_READY)
+    expect(page.locator("#connection")).to_have_text("live")
 
 
 def test_resign_with_a_keyboard_confirmation(
@@ -364,18 +412,18 @@ def test_screenshot_mid_game(
         by_name[mover].call(
             "POST",
             f"/api/games/{game_id}/moves",
-            {"move": move, "seq": view["seq"], "version": view["version"]},
+            {"move": move, "seq": view["seq"]},
         )
         seq += 1
     both(alice, bob, seq)
     final = alice.call("GET", f"/api/games/{game_id}")["view"]
     # The player to move; in RPS alice, who has chosen: her page shows her pending choice.
     shot = alice if kind == "rps" else by_name[final["players"][final["turn"]]]
-    if shot.page.evaluate("window.playhouseGame.mode") == "socket":
-        other = bob if shot is alice else alice
-        other.page.fill("#chat-text", "good luck, have fun!")
-        other.page.click("#chat-send")
-        shot.page.wait_for_function("() => window.playhouseGame.lastChat >= 1")
+    other = bob if shot is alice else alice
+    other.page.wait_for_function("() => window.playhouseGame.resumed")
+    other.page.fill("#chat-text", "good luck, have fun!")
+    other.page.click("#chat-send")
+    shot.page.wait_for_function("() => window.playhouseGame.lastChat >= 1")
     expect(shot.page.locator("#turn")).to_have_text(
         "Your turn" if kind != "rps" else "Waiting for " + bob.name + "…"
     )
