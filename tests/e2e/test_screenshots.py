@@ -3,12 +3,16 @@
 Runs only with ``PLAYHOUSE_SCREENSHOTS=1`` (like the game screenshots in
 ``test_game_browser.py``, whose fixtures and helpers it reuses) and saves
 ``docs/screenshots/lobby.png`` (1280×800): alice's lobby with three other players online,
-a challenge from carol waiting for her answer and hers to bob waiting for his.
+a challenge from carol waiting for her answer and hers to bob waiting for his; and
+``docs/screenshots/home.png`` (1000×600): an operator's notice arriving as a toast.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import urllib.request
+from collections.abc import Callable
 
 import pytest
 from playwright.sync_api import expect
@@ -55,3 +59,34 @@ def test_screenshot_lobby(new_page: NewPage, server: ServerProcess) -> None:
     page.mouse.move(0, 0)
     page.evaluate("document.activeElement && document.activeElement.blur()")
     page.screenshot(path=str(SCREENSHOTS / "lobby.png"))
+
+
+ADMIN_TOKEN = "screenshot-operator-token"
+
+
+def test_screenshot_notice_toast(
+    new_page: NewPage, playhouse: Callable[..., ServerProcess]
+) -> None:
+    """``docs/screenshots/home.png``: a notice from an operator script arrives as a toast."""
+    server = playhouse(
+        PLAYHOUSE_SERVER_COOKIE_SECRET="screenshot-cookie-secret",
+        PLAYHOUSE_ADMIN_TOKEN=ADMIN_TOKEN,
+    )
+    alice = Player(new_page(), server.url, "alice")
+    Player(new_page(), server.url, "bob")
+    page = alice.page
+    page.set_viewport_size({"width": 1000, "height": 600})
+    page.wait_for_function(LOBBY_READY)
+    expect(page.locator('#online li[data-user="bob"]')).to_contain_text("online")
+    text = "Server maintenance tonight at 02:00 UTC; games in progress are kept."
+    request = urllib.request.Request(
+        f"{server.url}/api/admin/broadcast",
+        data=json.dumps({"text": text, "expire": 60}).encode(),
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 201
+    expect(page.locator(".toast .toast-text")).to_have_text(text)
+    page.mouse.move(0, 0)
+    page.screenshot(path=str(SCREENSHOTS / "home.png"))
