@@ -121,6 +121,7 @@ class GameSettings:
     abandon_seconds: float = 60.0
     challenge_seconds: float = 60.0
     sweep_interval: float = 1.0
+    full_sweep_interval: float = 30.0
     chat_max_chars: int = 500
 
 

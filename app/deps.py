@@ -63,6 +63,7 @@ class Deps:
         return self.draining
 
     async def close(self) -> None:
+        await self.play.close()
         await self.presence.close()
         await self.pubsub.broker.close()
         await self.storage.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import random
 import socket
 from collections.abc import Coroutine
 from typing import Any
@@ -68,7 +69,10 @@ class Instance:
                 )
             )
         self._spawn(self._watch_loop_lag(interval=settings.server.lag_probe_interval))
-        self._spawn(self._sweep_expiries(interval=settings.games.sweep_interval))
+        games = settings.games
+        self._spawn(
+            self._sweep_expiries(interval=games.sweep_interval, full=games.full_sweep_interval)
+        )
         # Start-up garbage is permanent: move it out of the collector's way.
         gc.collect()
         gc.freeze()
@@ -86,19 +90,28 @@ class Instance:
             await asyncio.sleep(interval)
             histogram.observe(max(0.0, loop.time() - started - interval))
 
-    async def _sweep_expiries(self, *, interval: float) -> None:
+    async def _sweep_expiries(self, *, interval: float, full: float) -> None:
         """End games whose clock or absence ran out and expire old challenges.
 
-        Runs on every instance; each expiry is claimed by one conditional write.
+        Every ``interval`` those this instance handled (from memory); every ``full``
+        seconds all of them (a database query, which also finds those of an instance
+        that died). Runs on every instance; each expiry is claimed by one
+        conditional write.
         """
         assert self.deps is not None
         deps = self.deps
+        loop = asyncio.get_running_loop()
         failing = False
+        # Instances started together should not all query at the same moment.
+        next_full = loop.time() + random.uniform(0, full)
         while True:
             await asyncio.sleep(interval)
+            everywhere = loop.time() >= next_full
+            if everywhere:
+                next_full = loop.time() + full
             try:
-                await deps.play.expire_due()
-                await deps.lobby.expire_due()
+                await deps.play.expire_due(everywhere=everywhere)
+                await deps.lobby.expire_due(everywhere=everywhere)
             except PlayhouseError as error:
                 if not failing:
                     log.warning("expiry sweep failed: %s (retrying every %.1fs)", error, interval)

@@ -89,6 +89,8 @@ class Challenges:
         self._is_available = is_available
         self._ttl = timedelta(seconds=ttl)
         self._now = now
+        # Pending challenges created on this instance, with their deadlines.
+        self._created_here: dict[str, datetime] = {}
 
     async def create(self, from_user: str, to_user: str, game: str) -> Challenge:
         """Challenge ``to_user`` to a game of kind ``game``.
@@ -131,6 +133,7 @@ class Challenges:
             # pending document without key, which the sweeper expires.
             await self._repo.remove(challenge.id)
             raise
+        self._created_here[challenge.id] = challenge.expires_at
         return challenge
 
     async def accept(self, challenge_id: str, by: str) -> Challenge:
@@ -177,17 +180,27 @@ class Challenges:
         """
         return await self._repo.pending_for(user, now=self._now(), limit=limit)
 
-    async def expire_due(self, now: datetime | None = None, *, limit: int = 500) -> list[Challenge]:
+    async def expire_due(
+        self, now: datetime | None = None, *, everywhere: bool = True, limit: int = 500
+    ) -> list[Challenge]:
         """Expire pending challenges past their deadline; for a periodic sweeper.
 
-        Safe on every instance at once: each challenge is expired by exactly one
-        conditional write, and only the winner's challenge is returned.
+        ``everywhere=False`` looks only at challenges created on this instance (no
+        query: cheap enough for every second); ``True`` asks the database, which also
+        finds those of an instance that died. Safe on every instance at once: each
+        challenge is expired by exactly one conditional write, and only the winner's
+        challenge is returned.
         """
         now = now or self._now()
+        if everywhere:
+            due = [c.id for c in await self._repo.due(now=now, limit=limit)]
+        else:
+            due = [cid for cid, at in self._created_here.items() if at <= now][:limit]
         expired: list[Challenge] = []
-        for challenge in await self._repo.due(now=now, limit=limit):
+        for challenge_id in due:
+            self._created_here.pop(challenge_id, None)
             try:
-                done = await self._repo.expire(challenge.id, now=now)
+                done = await self._repo.expire(challenge_id, now=now)
                 if done is not None:
                     expired.append(done)
                     await self._release(done)  # a stale key is repaired by the next create
@@ -249,6 +262,7 @@ class Challenges:
         raise Conflict(f"this challenge was already {current.status.value}", code="not_pending")
 
     async def _release(self, challenge: Challenge) -> None:
+        self._created_here.pop(challenge.id, None)
         key = pending_key(challenge.from_user, challenge.to_user, challenge.game)
         await self._repo.release_pending(key, challenge.id)
 

@@ -101,7 +101,7 @@ class Lobby:
             "outgoing": [challenge_json(c) for c in found.outgoing],
         }
 
-    async def expire_due(self, now: datetime | None = None) -> int:
+    async def expire_due(self, now: datetime | None = None, *, everywhere: bool = True) -> int:
         """Expire pending challenges past their deadline and tell both players; for a sweeper.
 
         Safe on every instance at once: only the instance whose conditional write
@@ -110,7 +110,7 @@ class Lobby:
         Returns:
             How many challenges this call expired.
         """
-        expired = await self._challenges.expire_due(now)
+        expired = await self._challenges.expire_due(now, everywhere=everywhere)
         for challenge in expired:
             await self._notify(challenge, {"type": "challenge_update", **challenge_json(challenge)})
         return len(expired)

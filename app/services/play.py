@@ -32,6 +32,7 @@ from app.games import registry
 from app.games.base import BAD_MOVE, GAME_OVER, NOT_A_PLAYER, GameRules, Invalid, Outcome
 from app.pubsub import PubSub
 from app.services import clocks
+from app.services.event_log import EventLogWriter
 from app.services.game_messages import chat_message, player_message, state_message
 from app.storage.games import ChatLine, GameEvent, GameRecord, GameRepo, GameStatus
 
@@ -43,6 +44,7 @@ MAX_MOVE_BYTES = 1024
 MAX_REPLAY = 1000
 MAX_WRITE_ATTEMPTS = 8
 MAX_CACHED_GAMES = 10_000
+LOG_CATCH_UP = (0.02, 0.1, 0.3)  # pauses while waiting for a gap in the event log to fill
 _GAME_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # it is part of channel names
 
 
@@ -177,6 +179,7 @@ class Play:
         self._now = now
         self._on_status = on_status
         self._cache: dict[str, GameRecord] = {}  # last copy written here, by game id
+        self._log = EventLogWriter(games.append_events)
 
     # -- starting and reading --------------------------------------------------------------
 
@@ -279,6 +282,11 @@ class Play:
         messages.extend(orjson.dumps(chat_message(line)) for line in lines)
         chat = lines[-1].n if lines else chat_since
         return Resumed(messages, game.seq, chat)
+
+    async def close(self) -> None:
+        """Write the queued event log entries (at shutdown)."""
+        if not await self._log.flush(within=5.0):
+            logger.error("%d game events not logged at shutdown", self._log.pending())
 
     # -- events --------------------------------------------------------------------------
 
@@ -403,13 +411,22 @@ class Play:
                 return
         logger.warning("game %s: absence of %s not recorded (busy)", game_id, player)
 
-    async def expire_due(self, *, limit: int = 200) -> int:
+    async def expire_due(self, *, everywhere: bool = True, limit: int = 200) -> int:
         """End the games whose clock or absence deadline has passed; returns how many.
 
-        Safe on every instance at once: each game is ended by one conditional write.
+        ``everywhere=False`` looks only at games this instance wrote last (its cache,
+        no query: cheap enough for every second); ``True`` asks the database, which
+        also finds the games of an instance that died. Safe on every instance at
+        once: each game is ended by one conditional write.
         """
+        now = self._now_ms()
+        if everywhere:
+            due = await self._games.due(now_ms=now, limit=limit)
+        else:
+            ids = [g.id for g in self._cache.values() if g.expires_at and g.expires_at <= now]
+            due = [g for g in [await self._games.get(i) for i in ids[:limit]] if g]
         ended = 0
-        for game in await self._games.due(now_ms=self._now_ms(), limit=limit):
+        for game in due:
             try:
                 ended += await self._expire(game)
             except PlayhouseError as error:
@@ -418,18 +435,26 @@ class Play:
 
     async def _expire(self, game: GameRecord) -> int:
         rules = self._rules(game.kind)
-        if rules is None:
+        if rules is None or game.status is not GameStatus.ACTIVE:
+            self._cache.pop(game.id, None)
             return 0
         now = self._now_ms()
         limits = self.limits
         found = clocks.expiry(
             game.clock, game.away, game.players, abandon_ms=limits.abandon_ms, now=now
         )
-        if found is None:  # the deadline moved on meanwhile: store the new one
+        if found is None:
             deadline = clocks.next_deadline(game.clock, game.away, abandon_ms=limits.abandon_ms)
-            await self._games.save(
-                game.id, expected_version=game.version, fields={"expires_at": deadline}, event=None
-            )
+            if game.expires_at != deadline:  # a stored deadline out of date: correct it
+                saved = await self._games.save(
+                    game.id,
+                    expected_version=game.version,
+                    fields={"expires_at": deadline},
+                    event=None,
+                )
+                game = saved or game
+            if game.id in self._cache:
+                self._remember(game)  # our copy was behind another instance's writes
             return 0
         kind = "timeout" if found.reason == "timeout" else "abandon"
         change = self._finish(
@@ -510,7 +535,8 @@ class Play:
         self._remember(saved)
         # Written: from here on nothing may fail the acknowledged event. The log append
         # and the publishes do not depend on each other, so they overlap.
-        await asyncio.gather(self._append(event), self._announce(saved, rules, now_ms))
+        self._log.add(event)  # the log copy follows in a batch; the game holds it already
+        await self._announce(saved, rules, now_ms)
         if finished:
             await self._status(saved.players, "online")
             await self._keep_moves(saved)
@@ -522,14 +548,6 @@ class Play:
         return _Change(kind, player, {**game.state, "result": result}, result)
 
     # -- helpers --------------------------------------------------------------------------
-
-    async def _append(self, event: GameEvent) -> None:
-        try:
-            await self._games.append_event(event)
-        except Exception:
-            logger.exception(
-                "game %s: event %d stored with the game only", event.game_id, event.seq
-            )
 
     def _remember(self, game: GameRecord) -> None:
         """Keep the copy this instance just wrote (most recently used last, bounded)."""
@@ -579,6 +597,7 @@ class Play:
         return _ms(self._now())
 
     async def _events(self, game: GameRecord, seq: int, *, limit: int) -> list[GameEvent]:
+        await self._log.flush(within=1.0)  # this instance's queued events first
         events = await self._games.events_since(game.id, seq, limit=limit)
         last = game.last
         missing = last is not None and last.seq > seq and all(e.seq != last.seq for e in events)
@@ -594,8 +613,13 @@ class Play:
         """
         if game.seq - since <= 1:
             return []
-        events = await self._events(game, 0, limit=MAX_REPLAY)
-        if [e.seq for e in events] != list(range(1, game.seq + 1)):
+        wanted = list(range(1, game.seq + 1))
+        for pause in LOG_CATCH_UP:  # another instance's batch may still be on its way
+            events = await self._events(game, 0, limit=MAX_REPLAY)
+            if [e.seq for e in events] == wanted:
+                break
+            await asyncio.sleep(pause)
+        else:
             logger.warning("game %s: event log incomplete; replaying the latest state", game.id)
             return []
         state = rules.setup(game.players, game.seed)

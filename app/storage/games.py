@@ -12,13 +12,14 @@ nx-27017 too (ARCHITECTURE §7: uniqueness only through unique indexes).
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from app.errors import NotFound
 from app.storage.mongo import guarded
@@ -34,6 +35,7 @@ __all__ = [
 ]
 
 Doc = dict[str, Any]
+DUPLICATE_KEY = 11000
 
 
 class GameStatus(enum.StrEnum):
@@ -176,8 +178,8 @@ class GameRepo(Protocol):
         ``expected_version`` (another writer won; nothing was written).
         """
 
-    async def append_event(self, event: GameEvent) -> None:
-        """Store ``event``; raises Conflict when its seq is already taken."""
+    async def append_events(self, events: Sequence[GameEvent]) -> None:
+        """Store ``events`` in one command; ones already stored are skipped."""
 
     async def events_since(self, game_id: str, seq: int, *, limit: int) -> list[GameEvent]:
         """Events with seq greater than ``seq``, in seq order, at most ``limit``."""
@@ -275,8 +277,13 @@ class MongoGames:
         return GameRecord.from_doc(doc) if doc else None
 
     @guarded
-    async def append_event(self, event: GameEvent) -> None:
-        await self._events.insert_one(event.to_doc())
+    async def append_events(self, events: Sequence[GameEvent]) -> None:
+        try:
+            await self._events.insert_many([e.to_doc() for e in events], ordered=False)
+        except BulkWriteError as error:
+            errors = error.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors) or not errors:
+                raise
 
     @guarded
     async def events_since(self, game_id: str, seq: int, *, limit: int) -> list[GameEvent]:

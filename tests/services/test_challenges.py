@@ -248,6 +248,26 @@ async def test_expire_due(world: World) -> None:
     await assert_no_orphans(world)
 
 
+async def test_the_everyday_sweep_expires_challenges_made_here(world: World) -> None:
+    made = await world.service.create("alice", "bob", "tictactoe")
+    elsewhere = Challenges(
+        MongoChallenges(world.store.database),
+        user_exists=lambda name: _true(),
+        is_available=lambda name: _true(),
+        now=world.clock.now,
+    )
+    assert await elsewhere.expire_due(world.clock.now(), everywhere=False) == []
+    world.clock.advance(61)
+    assert await elsewhere.expire_due(world.clock.now(), everywhere=False) == []
+    expired = await world.service.expire_due(world.clock.now(), everywhere=False)
+    assert [c.id for c in expired] == [made.id]
+    assert await world.service.expire_due(world.clock.now(), everywhere=False) == []
+
+
+async def _true() -> bool:
+    return True
+
+
 async def test_concurrent_creates_for_one_pair(world: World) -> None:
     async def create(i: int) -> bool:
         sender, receiver = ("alice", "bob") if i % 2 else ("bob", "alice")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,7 +11,14 @@ from typing import Any
 import orjson
 import pytest
 
-from app.errors import BadRequest, BrokerUnavailable, Forbidden, NotFound, PlayhouseError
+from app.errors import (
+    BadRequest,
+    BrokerUnavailable,
+    Forbidden,
+    NotFound,
+    PlayhouseError,
+    StorageUnavailable,
+)
 from app.pubsub import ChannelNames, LocalBroker, PubSub, Registry
 from app.services.play import Ack, GameLimits, Play, Stale
 from app.storage.games import GameEvent, GameStatus, MongoGames
@@ -38,9 +45,20 @@ class FailingBroker(LocalBroker):
         raise BrokerUnavailable("broker down")
 
 
-class LosingEvents(MongoGames):
-    async def append_event(self, event: GameEvent) -> None:
-        raise RuntimeError("lost on the way")
+class FlakyEvents(MongoGames):
+    """An event log whose first ``failures`` batch writes fail."""
+
+    def __init__(self, *args: Any, failures: int) -> None:
+        super().__init__(*args)
+        self.failures = failures
+        self.batches: list[list[int]] = []
+
+    async def append_events(self, events: Sequence[GameEvent]) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise StorageUnavailable("lost on the way")
+        self.batches.append([e.seq for e in events])
+        await super().append_events(events)
 
 
 @dataclass
@@ -257,13 +275,31 @@ async def test_broker_failure_does_not_fail_an_acknowledged_move(storage: MongoS
     assert [e.seq for e in await play.events_since("g1", 0)] == [1]
 
 
-async def test_latest_event_survives_a_failed_append(storage: MongoStorage) -> None:
-    games = LosingEvents(storage.database)
+async def test_latest_event_survives_while_the_log_write_fails(storage: MongoStorage) -> None:
+    games = FlakyEvents(storage.database, failures=1_000)
     play = Play(games, make_pubsub(LocalBroker()))
     await play.create("g1", "connect4", PLAYERS, 1)
     await play.move("g1", "alice", {"column": 0}, expected_seq=0)
-    events = await play.events_since("g1", 0)
+    events = await play.events_since("g1", 0)  # the log is still failing
     assert [(e.seq, e.move) for e in events] == [(1, {"column": 0})]
+    games.failures = 0
+    assert await play._log.flush(within=5.0)
+    assert [e.seq for e in await games.events_since("g1", 0, limit=10)] == [1]
+
+
+async def test_failed_log_batches_are_retried_in_order_and_batched(
+    storage: MongoStorage,
+) -> None:
+    games = FlakyEvents(storage.database, failures=2)
+    play = Play(games, make_pubsub(LocalBroker()))
+    await play.create("g1", "connect4", PLAYERS, 1)
+    seq = 0
+    for column in (0, 1, 0, 1):
+        seq = (await play.move("g1", PLAYERS[column], {"column": column}, expected_seq=seq)).seq
+    assert [e.seq for e in await play.events_since("g1", 0)] == [1, 2, 3, 4]
+    logged = await games.events_since("g1", 0, limit=10)
+    assert [e.seq for e in logged] == [1, 2, 3, 4]
+    assert sum(len(b) for b in games.batches) == 4 and len(games.batches) < 4
 
 
 async def test_an_expired_clock_is_ended_by_exactly_one_of_many_instances(
@@ -334,3 +370,23 @@ async def test_a_copy_cached_by_one_instance_never_hides_another_instances_move(
     game = await games.get("g1")
     assert game is not None and game.seq == 3
     assert [e.player for e in await here.events_since("g1", 0)] == ["alice", "bob", "alice"]
+
+
+async def test_the_everyday_sweep_sees_its_own_games_and_the_full_one_all(
+    storage: MongoStorage,
+) -> None:
+    games = MongoGames(storage.database)
+    await games.ensure_indexes()
+    clock = {"now": datetime(2026, 1, 1, tzinfo=UTC)}
+    limits = GameLimits(clock_ms=10_000, move_ms=1_000)
+    mine, dead = (
+        Play(games, make_pubsub(LocalBroker()), limits=limits, now=lambda: clock["now"])
+        for _ in range(2)
+    )
+    await mine.create("here", "connect4", PLAYERS, 3)
+    await dead.create("there", "connect4", PLAYERS, 4)  # its instance then dies
+    clock["now"] += timedelta(seconds=2)
+    assert await mine.expire_due(everywhere=False) == 1
+    assert (await games.get("there")).status is GameStatus.ACTIVE  # type: ignore[union-attr]
+    assert await mine.expire_due(everywhere=True) == 1
+    assert (await games.get("there")).status is GameStatus.FINISHED  # type: ignore[union-attr]
