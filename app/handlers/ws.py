@@ -101,6 +101,9 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
 
     async def open(self, *args: str, **kwargs: str) -> None:
         ctx = self.ctx
+        # Small frames go out at once: with Nagle on, a frame written while the previous
+        # one is unacknowledged waits for the peer's delayed ACK (~40 ms on Linux).
+        self.set_nodelay(True)
         protocol = self.ws_connection
         stream = getattr(protocol, "stream", None)
         assert protocol is not None and stream is not None
