@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import procs
+from bench.challenge import challenge
 from bench.login import login
+from bench.relay import relay
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -248,4 +250,9 @@ def fanout(quick: bool) -> str:
     return table(rows, redis_vs_local)
 
 
-SCENARIOS: dict[str, Callable[[bool], str]] = {"fanout": fanout, "login": login}
+SCENARIOS: dict[str, Callable[[bool], str]] = {
+    "fanout": fanout,
+    "login": login,
+    "challenge": challenge,
+    "relay": relay,
+}
