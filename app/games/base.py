@@ -9,10 +9,11 @@ exception from rules code is a bug. Every game replays deterministically:
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
+
+import orjson
 
 __all__ = [
     "BAD_MOVE",
@@ -95,8 +96,13 @@ class GameRules(Protocol):
 
 
 def clone(state: State) -> State:
-    """A deep copy to modify, so ``apply`` never mutates its input."""
-    return copy.deepcopy(state)
+    """A deep copy to modify, so ``apply`` never mutates its input.
+
+    States are plain JSON, so a JSON round trip copies them: several times faster
+    than ``copy.deepcopy`` (this runs on every move and every view).
+    """
+    copied: State = orjson.loads(orjson.dumps(state))
+    return copied
 
 
 def int_field(move: Move, name: str, low: int, high: int) -> int | Invalid:

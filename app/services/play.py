@@ -672,19 +672,24 @@ class Play:
             logger.exception("presence not updated for %s", players)
 
     async def _announce(self, game: GameRecord, rules: GameRules, now_ms: int) -> None:
-        """Send each player their own view, on their own channel only."""
-        for player in game.players:
-            message = self._state(game, rules, player, now_ms=now_ms)
-            await self._send(game, message, [player])
+        """Send each player their own view, on their own channel only (concurrently)."""
+        await asyncio.gather(
+            *(
+                self._send(game, self._state(game, rules, player, now_ms=now_ms), [player])
+                for player in game.players
+            )
+        )
 
     async def _send(self, game: GameRecord, message: dict[str, Any], to: Sequence[str]) -> None:
         payload = orjson.dumps(message)
-        for player in to:
-            try:
-                # expire=0: a game socket resumes from the event log, not a kept message.
-                await self._pubsub.publisher(game.id, users=[player]).publish(payload, expire=0)
-            except Exception:
-                logger.exception("game %s: %s not sent to %s", game.id, message["type"], player)
+        await asyncio.gather(*(self._publish(game.id, message["type"], payload, p) for p in to))
+
+    async def _publish(self, game_id: str, kind: str, payload: bytes, player: str) -> None:
+        try:
+            # expire=0: a game socket resumes from the event log, not a kept message.
+            await self._pubsub.publisher(game_id, users=[player]).publish(payload, expire=0)
+        except Exception:
+            logger.exception("game %s: %s not sent to %s", game_id, kind, player)
 
 
 def _ms(moment: datetime) -> int:
