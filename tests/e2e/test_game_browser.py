@@ -61,6 +61,9 @@ def new_page(browser: Any) -> Iterator[NewPage]:
     assert not problems, f"errors in the pages: {problems}"
 
 
+GAME_URL = re.compile(r".*/game/[0-9a-f]{16}$")
+
+
 class Player:
     """A signed-in browser: its page, and JSON calls with its cookies and XSRF token."""
 
@@ -117,10 +120,19 @@ class Player:
 
 
 def start_game(alice: Player, bob: Player, kind: str) -> str:
-    """alice challenges bob to ``kind``, bob accepts; alice has the first seat."""
-    sent = alice.call("POST", "/api/challenges", {"to": bob.name, "game": kind})
-    started = bob.call("POST", f"/api/challenges/{sent['id']}/accept")
-    return str(started["game_id"])
+    """In the lobby pages: alice sees bob online and challenges him to ``kind``, bob sees the
+    challenge and accepts, and both pages go to the same game (alice has the first seat)."""
+    row = alice.page.locator(f'#online li[data-user="{bob.name}"]')
+    expect(row).to_contain_text("online")
+    expect(bob.page.locator(f'#online li[data-user="{alice.name}"]')).to_contain_text("online")
+    row.locator("select.challenge-game").select_option(kind)
+    row.locator("button.challenge").click()
+    incoming = bob.page.locator("#incoming li[data-challenge]")
+    expect(incoming).to_contain_text(f"{alice.name} challenges you")
+    incoming.locator("button.accept").click()
+    bob.page.wait_for_url(GAME_URL)
+    alice.page.wait_for_url(bob.page.url)
+    return bob.page.url.rsplit("/", 1)[1]
 
 
 def both(alice: Player, bob: Player, seq: int) -> None:
