@@ -28,12 +28,17 @@ from app.handlers.games import CatalogueApi, ChatApi, DrawApi, GameApi, MoveApi,
 from app.handlers.health import HealthHandler, MetricsHandler, ReadyHandler
 from app.handlers.lobby import ChallengeActionApi, ChallengesApi, LobbyApi
 from app.handlers.pages import GamePage, IndexHandler, NotFoundHandler
+from app.handlers.records import HistoryApi, HistoryPage
+from app.handlers.replays import ReplayApi, ReplayPage
 from app.handlers.ws import Ws4RedisHandler, WsContext
+from app.services.records import Records
+from app.services.replays import Replays
 
 __all__ = ["ROOT", "make_app"]
 
 ROOT = Path(__file__).resolve().parent.parent
 GAME_ID = r"[A-Za-z0-9_-]{1,64}"
+USER_NAME = r"[^/]{1,64}"
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:
@@ -82,6 +87,7 @@ def make_app(settings: Settings, deps: Deps) -> tornado.web.Application:
             games=deps.games,
         )
     }
+    records = Records(games=deps.games, users=deps.storage.users)
     ready = {"checks": {"broker": deps.pubsub.broker.ping, "storage": deps.storage.ping}}
     handlers = [
         (r"/", IndexHandler, web),
@@ -90,6 +96,8 @@ def make_app(settings: Settings, deps: Deps) -> tornado.web.Application:
         (r"/logout", LogoutPage, web),
         (r"/admin", AdminPage, web),
         (rf"/game/({GAME_ID})", GamePage, web),
+        (rf"/replay/({GAME_ID})", ReplayPage, web),
+        (rf"/users/({USER_NAME})/history", HistoryPage, {**web, "records": records}),
         (r"/api/xsrf", XsrfApi, web),
         (r"/api/me", MeApi, web),
         (r"/api/register", RegisterApi, web),
@@ -102,6 +110,8 @@ def make_app(settings: Settings, deps: Deps) -> tornado.web.Application:
         (rf"/api/games/({GAME_ID})/resign", ResignApi, web),
         (rf"/api/games/({GAME_ID})/draw", DrawApi, web),
         (rf"/api/games/({GAME_ID})/chat", ChatApi, web),
+        (rf"/api/games/({GAME_ID})/replay", ReplayApi, {**web, "replays": Replays(deps.games)}),
+        (rf"/api/users/({USER_NAME})/games", HistoryApi, {**web, "records": records}),
         (r"/api/lobby", LobbyApi, web),
         (r"/api/challenges", ChallengesApi, web),
         (r"/api/challenges/(\w{1,64})/(accept|decline|cancel)", ChallengeActionApi, web),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
@@ -120,8 +120,8 @@ class GameRecord:
             seq=doc["seq"],
             status=GameStatus(doc["status"]),
             result=doc.get("result"),
-            created_at=doc["created_at"],
-            updated_at=doc["updated_at"],
+            created_at=stored_time(doc["created_at"]),
+            updated_at=stored_time(doc["updated_at"]),
             last=GameEvent.from_doc(last) if last else None,
             clock=doc.get("clock"),
             away=doc.get("away") or {},
@@ -129,6 +129,17 @@ class GameRecord:
             chat=doc.get("chat", 0),
             expires_at=doc.get("expires_at"),
         )
+
+
+def stored_time(raw: datetime | str) -> datetime:
+    """A stored time as an aware UTC datetime to the millisecond.
+
+    nx-27017 stores a datetime given to a top-level ``$set`` as a naive string.
+    """
+    moment = datetime.fromisoformat(raw) if isinstance(raw, str) else raw
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def event_id(game_id: str, seq: int) -> str:
@@ -198,6 +209,24 @@ class GameRepo(Protocol):
 
     async def store_moves(self, game_id: str, moves: list[Doc]) -> None:
         """Keep a finished game's move list on the game document."""
+
+    async def finished_for(
+        self,
+        player: str,
+        *,
+        kind: str | None = None,
+        outcome: str | None = None,
+        before: tuple[datetime, str | None] | None = None,
+        limit: int,
+    ) -> list[tuple[GameRecord, int | None]]:
+        """Finished games of ``player``, newest first (``updated_at``, then ``_id``, desc).
+
+        ``kind`` keeps one game kind; ``outcome`` (``win``/``loss``/``draw``, seen from
+        ``player``) one outcome. ``before`` is the cursor ``(updated_at, game_id)`` of the
+        last game of the previous page: only games strictly older come back (with a None
+        id, every game finished at that very millisecond is skipped too). Each game comes
+        with its number of moves, None when its move list was never stored.
+        """
 
 
 class MongoGames:
@@ -335,3 +364,57 @@ class MongoGames:
     @guarded
     async def store_moves(self, game_id: str, moves: list[Doc]) -> None:
         await self._games.update_one({"_id": game_id}, {"$set": {"moves": moves}})
+
+    @guarded
+    async def finished_for(
+        self,
+        player: str,
+        *,
+        kind: str | None = None,
+        outcome: str | None = None,
+        before: tuple[datetime, str | None] | None = None,
+        limit: int,
+    ) -> list[tuple[GameRecord, int | None]]:
+        query: Doc = {"players": player, "status": GameStatus.FINISHED.value}
+        if kind is not None:
+            query["kind"] = kind
+        if outcome == "win":
+            query["result.winner"] = player
+        elif outcome == "loss":
+            query["result.status"] = "win"
+            query["result.winner"] = {"$ne": player}
+        elif outcome == "draw":
+            query["result.status"] = "draw"
+        elif outcome is not None:
+            raise ValueError(f"unknown outcome {outcome!r}")
+        # nx-27017 stores a $set datetime (updated_at) as a string, then matches and sorts
+        # dates against it wrongly: order and cut the page here from (updated_at, _id)
+        # alone, and fetch only that page whole.
+        keys = [
+            (self._moment(d["updated_at"]), str(d["_id"]))
+            async for d in self._games.find(query, projection={"updated_at": 1})
+        ]
+        keys.sort(reverse=True)
+        if before is not None:
+            at, last_id = before
+            keys = [
+                k
+                for k in keys
+                if k[0] < at or (last_id is not None and k[0] == at and k[1] < last_id)
+            ]
+        page = keys[:limit]
+        docs = {d["_id"]: d async for d in self._games.find({"_id": {"$in": [k[1] for k in page]}})}
+        found: list[tuple[GameRecord, int | None]] = []
+        for at, game_id in page:
+            doc = docs.get(game_id)
+            if doc is None:
+                continue  # deleted in between
+            moves = doc.get("moves")
+            count = None if moves is None else sum(1 for m in moves if m.get("type") == "move")
+            fixed = {**doc, "updated_at": at, "created_at": self._moment(doc["created_at"])}
+            found.append((GameRecord.from_doc(fixed), count))
+        return found
+
+    @staticmethod
+    def _moment(raw: datetime | str) -> datetime:
+        return stored_time(raw)

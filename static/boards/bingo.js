@@ -3,7 +3,8 @@
  * ({"number": n}). The opponent's board appears only once the game is over (the
  * view reveals it then). View (app/games/bingo.py) while playing: board (25, row-major),
  * marked (25 booleans), you (my seat), called (in order), lines (per seat), turn;
- * when finished: boards (both), called, lines, result.
+ * when finished: boards (both), called, lines, result. A spectator (ctx.seat -1, the
+ * replay page) sees no board until the game is over, then both.
  */
 (function () {
     'use strict';
@@ -73,11 +74,25 @@
         const mine = view.board || (view.boards ? view.boards[seat] : null) || [];
         const wrap = ui.html('div', 'bingo-wrap');
         const boards = ui.html('div', 'bingo-boards', null, wrap);
-        const myBox = ui.html('figure', 'bingo-figure', null, boards);
-        myBox.appendChild(drawBoard(ui, mine, called, {
-            label: 'Your Bingo board', interactive: true, enabled: ctx.myTurn, send: ctx.send,
-        }));
-        ui.html('figcaption', null, 'Your board — pick a number to call it', myBox);
+        if (seat < 0) {
+            // A spectator (a replay): the boards are private until the game is over.
+            (view.boards || []).forEach((numbers, i) => {
+                const box = ui.html('figure', 'bingo-figure', null, boards);
+                box.appendChild(drawBoard(ui, numbers || [], called, {
+                    label: ctx.players[i] + "'s Bingo board",
+                }));
+                ui.html('figcaption', null, ctx.players[i] + "'s board", box);
+            });
+            if (!view.boards) {
+                ui.html('p', 'empty', 'The boards are private until the game is over.', boards);
+            }
+        } else {
+            const myBox = ui.html('figure', 'bingo-figure', null, boards);
+            myBox.appendChild(drawBoard(ui, mine, called, {
+                label: 'Your Bingo board', interactive: true, enabled: ctx.myTurn, send: ctx.send,
+            }));
+            ui.html('figcaption', null, 'Your board — pick a number to call it', myBox);
+        }
         if (view.boards && seat >= 0) {
             const other = 1 - seat;
             const theirBox = ui.html('figure', 'bingo-figure bingo-theirs', null, boards);
