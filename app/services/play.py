@@ -61,6 +61,12 @@ class Stale(Conflict):
 StatusHook = Callable[[list[str], str], Awaitable[None]]
 """``await on_status(players, "in_game" | "online")`` when a game starts or ends."""
 
+FinishHook = Callable[[GameRecord], Awaitable[None]]
+"""``await on_finished(game)`` once the game's final write is stored (ratings, records).
+
+Called by the instance that wrote the end; may run again for the same game after a
+crash, so it must be idempotent (key its effects by ``game.id``)."""
+
 
 @dataclass(frozen=True, slots=True)
 class GameLimits:
@@ -171,6 +177,7 @@ class Play:
         rules: Callable[[str], GameRules | None] = registry.get,
         now: Callable[[], datetime] = lambda: datetime.now().astimezone(),
         on_status: StatusHook | None = None,
+        on_finished: FinishHook | None = None,
     ) -> None:
         self._games = games
         self._pubsub = pubsub
@@ -178,6 +185,7 @@ class Play:
         self._rules = rules
         self._now = now
         self._on_status = on_status
+        self.on_finished = on_finished
         self._cache: dict[str, GameRecord] = {}  # last copy written here, by game id
         self._log = EventLogWriter(games.append_events)
 
@@ -540,6 +548,7 @@ class Play:
         if finished:
             await self._status(saved.players, "online")
             await self._keep_moves(saved)
+            await self._finished(saved)
         return Ack(saved.id, saved.seq, saved.version, saved.result)
 
     def _finish(self, game: GameRecord, kind: str, player: str, result: dict[str, Any]) -> _Change:
@@ -661,6 +670,15 @@ class Play:
             await self._games.store_moves(game.id, moves)
         except Exception:
             logger.exception("game %s: move list not stored", game.id)
+
+    async def _finished(self, game: GameRecord) -> None:
+        """Run the finish hook (best effort: the finished game stands whatever happens)."""
+        if self.on_finished is None:
+            return
+        try:
+            await self.on_finished(game)
+        except Exception:
+            logger.exception("game %s: finish hook failed", game.id)
 
     async def _status(self, players: Sequence[str], status: str) -> None:
         """Tell presence (best effort: a stored game stands whatever happens here)."""
