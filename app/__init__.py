@@ -28,7 +28,9 @@ from app.handlers.games import CatalogueApi, ChatApi, DrawApi, GameApi, MoveApi,
 from app.handlers.health import HealthHandler, MetricsHandler, ReadyHandler
 from app.handlers.lobby import ChallengeActionApi, ChallengesApi, LobbyApi
 from app.handlers.pages import GamePage, IndexHandler, NotFoundHandler
+from app.handlers.ratings import LeaderboardApi, LeaderboardPage, ProfileApi, ProfilePage
 from app.handlers.records import HistoryApi, HistoryPage
+from app.handlers.rematch import RematchApi
 from app.handlers.replays import ReplayApi, ReplayPage
 from app.handlers.ws import Ws4RedisHandler, WsContext
 from app.services.records import Records
@@ -98,6 +100,8 @@ def make_app(settings: Settings, deps: Deps) -> tornado.web.Application:
         (rf"/game/({GAME_ID})", GamePage, web),
         (rf"/replay/({GAME_ID})", ReplayPage, web),
         (rf"/users/({USER_NAME})/history", HistoryPage, {**web, "records": records}),
+        (r"/leaderboard", LeaderboardPage, {**web, "ratings": deps.ratings}),
+        (rf"/users/({USER_NAME})", ProfilePage, {**web, "ratings": deps.ratings}),
         (r"/api/xsrf", XsrfApi, web),
         (r"/api/me", MeApi, web),
         (r"/api/register", RegisterApi, web),
@@ -110,8 +114,11 @@ def make_app(settings: Settings, deps: Deps) -> tornado.web.Application:
         (rf"/api/games/({GAME_ID})/resign", ResignApi, web),
         (rf"/api/games/({GAME_ID})/draw", DrawApi, web),
         (rf"/api/games/({GAME_ID})/chat", ChatApi, web),
+        (rf"/api/games/({GAME_ID})/rematch", RematchApi, web),
         (rf"/api/games/({GAME_ID})/replay", ReplayApi, {**web, "replays": Replays(deps.games)}),
         (rf"/api/users/({USER_NAME})/games", HistoryApi, {**web, "records": records}),
+        (rf"/api/users/({USER_NAME})/profile", ProfileApi, {**web, "ratings": deps.ratings}),
+        (r"/api/leaderboard", LeaderboardApi, {**web, "ratings": deps.ratings}),
         (r"/api/lobby", LobbyApi, web),
         (r"/api/challenges", ChallengesApi, web),
         (r"/api/challenges/(\w{1,64})/(accept|decline|cancel)", ChallengeActionApi, web),

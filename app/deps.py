@@ -29,9 +29,12 @@ from app.services.challenges import Challenges
 from app.services.lobby import Lobby
 from app.services.notices import Notices
 from app.services.play import GameLimits, Play
+from app.services.ratings import Ratings
+from app.services.records import Records
 from app.storage.challenges import MongoChallenges
 from app.storage.games import MongoGames
 from app.storage.mongo import MongoStorage
+from app.storage.ratings import MongoRatings
 from app.types import Identity
 
 __all__ = ["Deps", "build_deps", "instance_name"]
@@ -57,6 +60,7 @@ class Deps:
     games: MongoGames
     play: Play
     presence: Presence
+    ratings: Ratings
     draining: bool = field(default=False)
 
     def is_draining(self) -> bool:
@@ -150,10 +154,12 @@ async def build_deps(settings: Settings, *, mongo_url: str) -> Deps:
     await broker.start()
     challenge_repo = MongoChallenges(storage.database)
     games = MongoGames(storage.database)
+    rating_repo = MongoRatings(storage.database)
     try:
         await storage.ensure_indexes()
         await challenge_repo.ensure_indexes()
         await games.ensure_indexes()
+        await rating_repo.ensure_indexes()
     except StorageUnavailable:
         await broker.close()
         raise StorageUnavailable(f"cannot reach MongoDB at {safe_url(mongo_url)}") from None
@@ -202,6 +208,8 @@ async def build_deps(settings: Settings, *, mongo_url: str) -> Deps:
         chat_max_chars=game_settings.chat_max_chars,
     )
     play = Play(games, pubsub, limits=limits, on_status=control.set_status)
+    ratings = Ratings(rating_repo, records=Records(games=games, users=storage.users))
+    play.on_finished = ratings.on_finished
     return Deps(
         instance_id=instance_name(settings),
         cookie_secret=settings.server.cookie_secret or secrets.token_urlsafe(32),
@@ -222,4 +230,5 @@ async def build_deps(settings: Settings, *, mongo_url: str) -> Deps:
         play=play,
         lobby=Lobby(challenges, play, pubsub, find_user=find_user),
         presence=presence,
+        ratings=ratings,
     )

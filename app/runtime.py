@@ -23,6 +23,16 @@ __all__ = ["Instance"]
 
 log = logging.getLogger("playhouse")
 
+STOP_TASKS_SECONDS = 5.0
+
+
+def _reraise_cancellation() -> None:
+    """Raise CancelledError if the current task is being cancelled (after a library
+    turned the cancellation into an ordinary error, which a retry loop would swallow)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
 
 class Instance:
     """Owns deps, the listening sockets and the periodic tasks of one process."""
@@ -34,6 +44,7 @@ class Instance:
         self._server: tornado.httpserver.HTTPServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._embedded: EmbeddedMongo | None = None
+        self._stopping = False
 
     async def start(self, *, sockets: list[socket.socket] | None = None) -> None:
         """Build deps and listen; ``sockets`` (pre-bound) are used when given.
@@ -104,7 +115,7 @@ class Instance:
         failing = False
         # Instances started together should not all query at the same moment.
         next_full = loop.time() + random.uniform(0, full)
-        while True:
+        while not self._stopping:  # a cancellation swallowed deep inside must not keep us
             await asyncio.sleep(interval)
             everywhere = loop.time() >= next_full
             if everywhere:
@@ -113,11 +124,13 @@ class Instance:
                 await deps.play.expire_due(everywhere=everywhere)
                 await deps.lobby.expire_due(everywhere=everywhere)
             except PlayhouseError as error:
+                _reraise_cancellation()  # the driver may turn a cancellation into an error
                 if not failing:
                     log.warning("expiry sweep failed: %s (retrying every %.1fs)", error, interval)
                 failing = True
                 continue
             except Exception:
+                _reraise_cancellation()
                 log.exception("expiry sweep failed")
                 continue
             if failing:
@@ -135,9 +148,13 @@ class Instance:
 
     async def stop(self) -> None:
         """Stop tasks and close dependencies (after :meth:`drain` for a clean exit)."""
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=STOP_TASKS_SECONDS)
+            for task in stuck:
+                log.error("background task %s did not stop", task.get_coro())
         self._tasks.clear()
         if self._server is not None:
             self._server.stop()

@@ -178,6 +178,9 @@
             drawOffer: $('draw-offer'), drawText: $('draw-offer-text'),
             drawAccept: $('draw-accept'), drawDecline: $('draw-decline'),
             result: $('game-result'), resultText: $('result-text'),
+            rematch: $('rematch'), rematchStatus: $('rematch-status'), rematchOffer: $('rematch-offer'),
+            rematchText: $('rematch-offer-text'), rematchAccept: $('rematch-accept'),
+            rematchDecline: $('rematch-decline'),
         };
 
         const game = {
@@ -264,6 +267,9 @@
             case 'ack': onAck(msg); break;
             case 'error': onError(msg); break;
             case 'player': onPlayer(msg); break;
+            case 'rematch_offer': onRematchOffer(msg.challenge); break;
+            case 'rematch_update': onRematchUpdate(msg.challenge); break;
+            case 'rematch': goToGame(msg.url); break;
             default: break;
             }
         }
@@ -655,7 +661,168 @@
             els.result.hidden = !(s && finished());
             if (s && finished()) {
                 els.resultText.textContent = resultText(s.result);
+                loadRematch();
             }
+            renderRematch();
+        }
+
+        /* -- Rematch: a challenge with the seats swapped, offered from the result -- */
+
+        const rematch = {
+            incoming: null,   // the opponent's pending offer (a challenge)
+            outgoing: null,   // mine
+            busy: false,      // a request is on its way
+            loaded: false,    // pending offers asked for once the game is over
+            note: '',
+        };
+        game.rematch = rematch;
+
+        function xsrfToken() {
+            const match = document.cookie.match(/(?:^|;\s*)_xsrf=([^;]*)/);
+            return match ? decodeURIComponent(match[1]) : null;
+        }
+
+        async function postJson(path) {
+            let token = xsrfToken();
+            if (token === null) {  // no form on the page set it: ask for one
+                token = (await getJson('/api/xsrf')).data.xsrf;
+            }
+            const reply = await fetch(path, {
+                method: 'POST',
+                credentials: 'same-origin',
+                headers: {'Content-Type': 'application/json', 'X-XSRFToken': token},
+                body: '{}',
+            });
+            let data = null;
+            try {
+                data = await reply.json();
+            } catch (e) { /* empty or not JSON */ }
+            return {ok: reply.ok, status: reply.status, data: data || {}};
+        }
+
+        let leaving = false;  // the accept answer and the `rematch` message both say go
+
+        function goToGame(url) {
+            if (!leaving && typeof url === 'string' && /^\/game\/[A-Za-z0-9_-]+$/.test(url)) {
+                leaving = true;
+                window.location.assign(url);
+            }
+        }
+
+        function isOurs(c) {
+            return c && typeof c === 'object' && c.rematch_of === gameId && c.status === 'pending';
+        }
+
+        function onRematchOffer(c) {
+            if (!isOurs(c)) {
+                return;
+            }
+            if (c.to === me) {
+                rematch.incoming = c;
+            } else if (c.from === me) {
+                rematch.outgoing = c;
+            }
+            rematch.note = '';
+            renderRematch();
+        }
+
+        const SETTLED = {declined: 'declined', cancelled: 'was withdrawn', expired: 'expired'};
+
+        function onRematchUpdate(c) {
+            if (!c || typeof c !== 'object') {
+                return;
+            }
+            if (rematch.incoming && rematch.incoming.id === c.id) {
+                rematch.incoming = null;
+            }
+            if (rematch.outgoing && rematch.outgoing.id === c.id) {
+                rematch.outgoing = null;
+                if (SETTLED[c.status]) {
+                    rematch.note = 'Your rematch offer ' + SETTLED[c.status] + '.';
+                }
+            }
+            renderRematch();
+        }
+
+        /** Once the game is over: any rematch offer made before this page was open. */
+        async function loadRematch() {
+            if (rematch.loaded) {
+                return;
+            }
+            rematch.loaded = true;
+            try {
+                const lobby = await getJson('/api/lobby');
+                const open = lobby.ok && lobby.data.challenges ? lobby.data.challenges : {};
+                (open.incoming || []).concat(open.outgoing || []).forEach(onRematchOffer);
+            } catch (e) { /* offers still arrive on the socket */ }
+        }
+
+        async function offerRematch() {
+            if (rematch.busy) {
+                return;
+            }
+            rematch.busy = true;
+            clearError();
+            renderRematch();
+            try {
+                const reply = await postJson('/api/games/' + encodeURIComponent(gameId) + '/rematch');
+                if (reply.ok) {
+                    onRematchOffer(reply.data);
+                } else if (reply.data.error === 'challenge_pending' && isOurs(reply.data.challenge)) {
+                    onRematchOffer(reply.data.challenge);  // the opponent offered first
+                } else {
+                    showError(reply.data.message || 'The rematch could not be offered.');
+                }
+            } catch (e) {
+                showError('The server is unreachable; try again.');
+            } finally {
+                rematch.busy = false;
+                renderRematch();
+            }
+        }
+
+        async function answerRematch(action) {
+            const offer = rematch.incoming;
+            if (!offer || rematch.busy) {
+                return;
+            }
+            rematch.busy = true;
+            clearError();
+            renderRematch();
+            try {
+                const path = '/api/challenges/' + encodeURIComponent(offer.id) + '/' + action;
+                const reply = await postJson(path);
+                if (reply.ok && reply.data.type === 'game_started') {
+                    goToGame(reply.data.url);
+                } else if (reply.ok) {
+                    onRematchUpdate(reply.data);
+                } else {
+                    rematch.incoming = null;
+                    showError(reply.data.message || 'The rematch offer is no longer open.');
+                }
+            } catch (e) {
+                showError('The server is unreachable; try again.');
+            } finally {
+                rematch.busy = false;
+                renderRematch();
+            }
+        }
+
+        function renderRematch() {
+            const over = !!(game.state && finished());
+            const incoming = over ? rematch.incoming : null;
+            els.rematch.hidden = !over || incoming !== null;
+            els.rematch.disabled = rematch.busy || rematch.outgoing !== null;
+            els.rematch.textContent = rematch.outgoing ? 'Rematch offered' : 'Rematch';
+            els.rematchOffer.hidden = incoming === null;
+            els.rematchText.textContent = incoming ? incoming.from + ' offers a rematch' : '';
+            els.rematchAccept.disabled = rematch.busy;
+            els.rematchDecline.disabled = rematch.busy;
+            let status = rematch.note;
+            if (rematch.outgoing) {
+                status = 'Waiting for ' + rematch.outgoing.to + ' to accept…';
+            }
+            els.rematchStatus.textContent = over ? status : '';
         }
 
         /* -- Controls -- */
@@ -687,6 +854,9 @@
                 hideResignConfirm();
             }
         });
+        els.rematch.addEventListener('click', offerRematch);
+        els.rematchAccept.addEventListener('click', () => answerRematch('accept'));
+        els.rematchDecline.addEventListener('click', () => answerRematch('decline'));
         els.offerDraw.addEventListener('click', () => send({type: 'offer_draw'}));
         els.drawAccept.addEventListener('click', () => send({type: 'accept_draw'}));
         els.drawDecline.addEventListener('click', () => send({type: 'decline_draw'}));

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
 from app.errors import Conflict, Forbidden, Invalid, NotFound, PlayhouseError
@@ -92,8 +92,20 @@ class Challenges:
         # Pending challenges created on this instance, with their deadlines.
         self._created_here: dict[str, datetime] = {}
 
-    async def create(self, from_user: str, to_user: str, game: str) -> Challenge:
+    async def create(
+        self,
+        from_user: str,
+        to_user: str,
+        game: str,
+        *,
+        rematch_of: str | None = None,
+        seats: Sequence[str] | None = None,
+    ) -> Challenge:
         """Challenge ``to_user`` to a game of kind ``game``.
+
+        A rematch passes the finished game's id as ``rematch_of`` and the new seat
+        order as ``seats`` (both players, any order); it shares the pair's pending
+        key with ordinary challenges of the same kind.
 
         Raises:
             Invalid: ``to`` is the challenger (field ``to``); unknown or not a
@@ -114,6 +126,8 @@ class Challenges:
             raise NotFound(f"no user named {to_user!r}", code="unknown_user")
         if not await self._is_available(to_user):
             raise Conflict(f"{to_user} is offline or in a game", code="unavailable")
+        if seats is not None and sorted(seats) != sorted((from_user, to_user)):
+            raise Invalid("seats", "the seats are the two players'")
         now = self._now()
         challenge = Challenge(
             id=secrets.token_hex(12),
@@ -123,6 +137,8 @@ class Challenges:
             status=ChallengeStatus.PENDING,
             created_at=now,
             expires_at=now + self._ttl,
+            rematch_of=rematch_of,
+            seats=tuple(seats) if seats is not None else None,
         )
         key = pending_key(from_user, to_user, game)
         await self._repo.insert(challenge)

@@ -15,12 +15,14 @@ from typing import Any
 
 import orjson
 
+from app.errors import Conflict, Forbidden
+from app.games.base import NOT_A_PLAYER
 from app.pubsub import PubSub
 from app.services.challenges import Challenges
 from app.services.play import Play
 from app.storage.challenges import Challenge
 
-__all__ = ["LOBBY_FACILITY", "Lobby", "challenge_json"]
+__all__ = ["LOBBY_FACILITY", "Lobby", "challenge_json", "rematch_message"]
 
 log = logging.getLogger("playhouse.lobby")
 
@@ -44,7 +46,18 @@ def challenge_json(challenge: Challenge) -> dict[str, Any]:
         "created_at": _iso(challenge.created_at),
         "expires_at": _iso(challenge.expires_at),
         "game_id": challenge.game_id,
+        **({"rematch_of": challenge.rematch_of} if challenge.rematch_of else {}),
+        **({"seats": list(challenge.seats)} if challenge.seats else {}),
     }
+
+
+def rematch_message(message: dict[str, Any]) -> dict[str, Any]:
+    """The game-page form of a lobby message about a rematch challenge."""
+    kind = message["type"]
+    if kind == "game_started":
+        return {"type": "rematch", "game_id": message["game_id"], "url": message["url"]}
+    body = {k: v for k, v in message.items() if k != "type"}
+    return {"type": "rematch_offer" if kind == "challenge" else "rematch_update", "challenge": body}
 
 
 class Lobby:
@@ -71,6 +84,40 @@ class Lobby:
         await self._notify(challenge, {"type": "challenge", **body})
         return body
 
+    async def rematch(self, game_id: str, me: str) -> dict[str, Any]:
+        """Offer ``me``'s opponent in finished game ``game_id`` a rematch, seats swapped.
+
+        The player who moved first (seat 0) moves second in the new game.
+
+        Raises:
+            NotFound: unknown game.
+            Forbidden: ``me`` did not play it (code ``not_a_player``).
+            Conflict: the game is not over (``game_active``); the opponent is
+                offline or in a game (``unavailable``).
+            ChallengePending: the pair already has a pending challenge of this kind
+                (either player's rematch offer, for one): ``challenge_id`` names it.
+        """
+        game = await self._play.view(game_id, me)
+        players = [str(p) for p in game["players"]]
+        if me not in players:
+            raise Forbidden("you did not play this game", code=NOT_A_PLAYER)
+        if game["status"] != "finished":
+            raise Conflict("the game is still being played", code="game_active")
+        if len(players) != 2:
+            raise Conflict("a rematch is for two-player games", code="not_two_players")
+        opponent = players[1] if players[0] == me else players[0]
+        challenge = await self._challenges.create(
+            me, opponent, str(game["kind"]), rematch_of=game_id, seats=players[::-1]
+        )
+        body = challenge_json(challenge)
+        await self._notify(challenge, {"type": "challenge", **body})
+        return body
+
+    async def find(self, challenge_id: str) -> dict[str, Any] | None:
+        """The wire form of a challenge, if there is one with this id."""
+        challenge = await self._challenges.get(challenge_id)
+        return challenge_json(challenge) if challenge is not None else None
+
     async def accept(self, challenge_id: str, by: str) -> dict[str, Any]:
         """Accept, start the game under the derived id, announce ``game_started``.
 
@@ -80,7 +127,7 @@ class Lobby:
         challenge = await self._challenges.accept(challenge_id, by)
         game_id = challenge.game_id
         assert game_id is not None, "an accepted challenge always has a game id"
-        players = [challenge.from_user, challenge.to_user]
+        players = list(challenge.seats or (challenge.from_user, challenge.to_user))
         await self._play.create(game_id, challenge.game, players, int(game_id[:8], 16))
         await self._notify(challenge, {"type": "challenge_update", **challenge_json(challenge)})
         started = {"type": "game_started", "game_id": game_id, "url": f"/game/{game_id}"}
@@ -129,3 +176,12 @@ class Lobby:
             )
         except Exception:
             log.exception("challenge %s: %s not published", challenge.id, message["type"])
+        if challenge.rematch_of is None:
+            return
+        try:
+            # The finished game's page listens on its own channel only.
+            await self._pubsub.publisher(challenge.rematch_of, users=users).publish(
+                orjson.dumps(rematch_message(message)), expire=0
+            )
+        except Exception:
+            log.exception("rematch %s: %s not published", challenge.id, message["type"])

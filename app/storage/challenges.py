@@ -46,7 +46,11 @@ class ChallengeStatus(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Challenge:
-    """One challenge. ``game_id`` is set when, and only when, it was accepted."""
+    """One challenge. ``game_id`` is set when, and only when, it was accepted.
+
+    A rematch names the finished game in ``rematch_of`` and carries the new game's
+    seat order in ``seats`` (None: ``[from_user, to_user]``).
+    """
 
     id: str
     from_user: str
@@ -56,6 +60,8 @@ class Challenge:
     created_at: datetime
     expires_at: datetime
     game_id: str | None = None
+    rematch_of: str | None = None
+    seats: tuple[str, ...] | None = None
 
 
 class PendingChallenges(NamedTuple):
@@ -127,6 +133,8 @@ def _challenge(doc: Doc) -> Challenge:
         created_at=doc["created_at"],
         expires_at=doc["expires_at"],
         game_id=doc.get("game_id"),
+        rematch_of=doc.get("rematch_of"),
+        seats=tuple(doc["seats"]) if doc.get("seats") else None,
     )
 
 
@@ -146,17 +154,20 @@ class MongoChallenges:
 
     @guarded
     async def insert(self, challenge: Challenge) -> None:
-        await self._c.insert_one(
-            {
-                "_id": challenge.id,
-                "from": challenge.from_user,
-                "to": challenge.to_user,
-                "game": challenge.game,
-                "status": challenge.status.value,
-                "created_at": challenge.created_at,
-                "expires_at": challenge.expires_at,
-            }
-        )
+        doc: Doc = {
+            "_id": challenge.id,
+            "from": challenge.from_user,
+            "to": challenge.to_user,
+            "game": challenge.game,
+            "status": challenge.status.value,
+            "created_at": challenge.created_at,
+            "expires_at": challenge.expires_at,
+        }
+        if challenge.rematch_of is not None:
+            doc["rematch_of"] = challenge.rematch_of
+        if challenge.seats is not None:
+            doc["seats"] = list(challenge.seats)
+        await self._c.insert_one(doc)
 
     @guarded
     async def remove(self, challenge_id: str) -> None:

@@ -1,0 +1,109 @@
+"""Ratings on real nx-27017: Elo math, and each finished game rated exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from app.services.ratings import START, K, Ratings, elo_delta
+from app.services.records import Records
+from app.storage.games import GameRecord, GameStatus, MongoGames
+from app.storage.mongo import MongoStorage
+from app.storage.ratings import MongoRatings
+from tests.support import MongoProcess, unique_database
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def finished(
+    game_id: str,
+    result: dict[str, Any] | None,
+    *,
+    players: tuple[str, ...] = ("alice", "bob"),
+    kind: str = "tictactoe",
+) -> GameRecord:
+    return GameRecord(
+        id=game_id,
+        kind=kind,
+        players=players,
+        seed=1,
+        state={},
+        version=5,
+        seq=5,
+        status=GameStatus.FINISHED,
+        result=result,
+        created_at=NOW,
+        updated_at=NOW,
+    )
+
+
+def win(winner: str) -> dict[str, Any]:
+    return {"status": "win", "winner": winner, "reason": "resigned"}
+
+
+DRAW = {"status": "draw", "winner": None, "reason": "agreed"}
+
+
+def test_elo_math() -> None:
+    assert (START, K) == (1200, 32)
+    assert elo_delta(1200, 1200, 1.0) == 16
+    assert elo_delta(1200, 1200, 0.0) == -16
+    assert elo_delta(1200, 1200, 0.5) == 0
+    # The favourite gains little for a win and loses much for a loss.
+    assert elo_delta(1600, 1200, 1.0) == 3 and elo_delta(1600, 1200, 0.0) == -29
+    assert elo_delta(1200, 1600, 0.5) == -elo_delta(1600, 1200, 0.5) == 13
+
+
+@pytest.fixture
+async def storage(mongo_session: MongoProcess) -> AsyncIterator[MongoStorage]:
+    store = MongoStorage(mongo_session.url, database=unique_database(), timeout=5.0)
+    yield store
+    await store.close()
+
+
+def service(storage: MongoStorage) -> Ratings:
+    """A service as one instance builds it (its own repository objects)."""
+    records = Records(games=MongoGames(storage.database), users=storage.users)
+    return Ratings(MongoRatings(storage.database), records=records)
+
+
+async def standings(storage: MongoStorage, kind: str = "tictactoe") -> dict[str, tuple[int, ...]]:
+    repo = MongoRatings(storage.database)
+    return {
+        r.username: (r.rating, r.games, r.wins, r.draws, r.losses) for r in await repo.of_kind(kind)
+    }
+
+
+async def test_concurrent_finish_on_two_instances_rates_once(storage: MongoStorage) -> None:
+    await MongoRatings(storage.database).ensure_indexes()
+    one, two = service(storage), service(storage)
+    game = finished("g1", win("alice"))
+    await asyncio.gather(one.on_finished(game), two.on_finished(game), one.on_finished(game))
+    assert await standings(storage) == {"alice": (1216, 1, 1, 0, 0), "bob": (1184, 1, 0, 0, 1)}
+    await two.on_finished(game)  # run again later (after a crash): still once
+    assert await standings(storage) == {"alice": (1216, 1, 1, 0, 0), "bob": (1184, 1, 0, 0, 1)}
+
+
+async def test_games_of_one_player_finishing_together_all_count(storage: MongoStorage) -> None:
+    one, two = service(storage), service(storage)
+    await asyncio.gather(
+        one.on_finished(finished("g1", win("alice"))),
+        two.on_finished(finished("g2", win("alice"), players=("alice", "carol"))),
+    )
+    got = await standings(storage)
+    assert got["alice"][1:] == (2, 2, 0, 0)
+    assert got["alice"][0] + got["bob"][0] + got["carol"][0] == 3 * START  # zero-sum
+
+
+async def test_draws_and_unrated_games(storage: MongoStorage) -> None:
+    ratings = service(storage)
+    await ratings.on_finished(finished("d1", DRAW, players=("Alice", "bob")))
+    await ratings.on_finished(finished("solo", win("alice"), players=("alice",)))
+    await ratings.on_finished(finished("three", DRAW, players=("alice", "bob", "carol")))
+    await ratings.on_finished(finished("none", None))
+    await ratings.on_finished(finished("odd", {"status": "win", "winner": None}))
+    assert await standings(storage) == {"Alice": (1200, 1, 0, 1, 0), "bob": (1200, 1, 0, 1, 0)}
