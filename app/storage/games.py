@@ -391,7 +391,7 @@ class MongoGames:
         # dates against it wrongly: order and cut the page here from (updated_at, _id)
         # alone, and fetch only that page whole.
         keys = [
-            (self._moment(d["updated_at"]), str(d["_id"]))
+            (stored_time(d["updated_at"]), str(d["_id"]))
             async for d in self._games.find(query, projection={"updated_at": 1})
         ]
         keys.sort(reverse=True)
@@ -405,16 +405,11 @@ class MongoGames:
         page = keys[:limit]
         docs = {d["_id"]: d async for d in self._games.find({"_id": {"$in": [k[1] for k in page]}})}
         found: list[tuple[GameRecord, int | None]] = []
-        for at, game_id in page:
+        for _, game_id in page:
             doc = docs.get(game_id)
             if doc is None:
                 continue  # deleted in between
             moves = doc.get("moves")
             count = None if moves is None else sum(1 for m in moves if m.get("type") == "move")
-            fixed = {**doc, "updated_at": at, "created_at": self._moment(doc["created_at"])}
-            found.append((GameRecord.from_doc(fixed), count))
+            found.append((GameRecord.from_doc(doc), count))  # from_doc reads times as stored_time
         return found
-
-    @staticmethod
-    def _moment(raw: datetime | str) -> datetime:
-        return stored_time(raw)
