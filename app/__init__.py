@@ -25,6 +25,16 @@ from app.handlers.auth import (
 from app.handlers.context import WebContext
 from app.handlers.game_socket import GameSockets
 from app.handlers.games import CatalogueApi, ChatApi, DrawApi, GameApi, MoveApi, ResignApi
+from app.handlers.guilds import (
+    GUILD_NAME,
+    GuildActionApi,
+    GuildApi,
+    GuildChatApi,
+    GuildMemberApi,
+    GuildPage,
+    GuildsApi,
+    GuildsPage,
+)
 from app.handlers.health import HealthHandler, MetricsHandler, ReadyHandler
 from app.handlers.lobby import ChallengeActionApi, ChallengesApi, LobbyApi
 from app.handlers.pages import GamePage, IndexHandler, NotFoundHandler
@@ -87,6 +97,7 @@ def make_app(settings: Settings, deps: Deps) -> tornado.web.Application:
             presence=deps.presence,
             play=deps.play,
             games=deps.games,
+            guilds=deps.guilds,
         )
     }
     records = Records(games=deps.games, users=deps.storage.users)
@@ -102,6 +113,17 @@ def make_app(settings: Settings, deps: Deps) -> tornado.web.Application:
         (rf"/users/({USER_NAME})/history", HistoryPage, {**web, "records": records}),
         (r"/leaderboard", LeaderboardPage, {**web, "ratings": deps.ratings}),
         (rf"/users/({USER_NAME})", ProfilePage, {**web, "ratings": deps.ratings}),
+        (r"/guilds", GuildsPage, web),
+        (rf"/guilds/({GUILD_NAME})", GuildPage, web),
+        (r"/api/guilds", GuildsApi, web),
+        (rf"/api/guilds/({GUILD_NAME})", GuildApi, web),
+        (rf"/api/guilds/({GUILD_NAME})/chat", GuildChatApi, web),
+        (rf"/api/guilds/({GUILD_NAME})/(join|leave|owner)", GuildActionApi, web),
+        (
+            rf"/api/guilds/({GUILD_NAME})/(requests|members)/([^/]{{1,64}})/(accept|decline|remove)",
+            GuildMemberApi,
+            web,
+        ),
         (r"/api/xsrf", XsrfApi, web),
         (r"/api/me", MeApi, web),
         (r"/api/register", RegisterApi, web),

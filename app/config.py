@@ -21,6 +21,7 @@ __all__ = [
     "ChannelSettings",
     "ConfigError",
     "GameSettings",
+    "GuildSettings",
     "LimitSettings",
     "MongoSettings",
     "PresenceSettings",
@@ -126,6 +127,17 @@ class GameSettings:
 
 
 @dataclass(frozen=True)
+class GuildSettings:
+    """Bounds of guilds and their chat."""
+
+    max_per_user: int = 20
+    chat_max_chars: int = 500
+    chat_history: int = 100
+    chat_per_window: int = 20
+    chat_window: int = 10
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
@@ -137,6 +149,7 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     presence: PresenceSettings = field(default_factory=PresenceSettings)
     games: GameSettings = field(default_factory=GameSettings)
+    guilds: GuildSettings = field(default_factory=GuildSettings)
 
 
 def _sections() -> dict[str, type]:
@@ -292,6 +305,9 @@ def _validate(settings: Settings) -> None:
     for key, value in dataclasses.asdict(settings.games).items():
         if value <= 0:
             raise ConfigError(f"config key 'games.{key}' must be positive")
+    for key, value in dataclasses.asdict(settings.guilds).items():
+        if value <= 0:
+            raise ConfigError(f"config key 'guilds.{key}' must be positive")
 
 
 def safe_url(url: str) -> str:

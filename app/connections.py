@@ -53,9 +53,11 @@ class Connection:
         "alive",
         "echo_filter",
         "held",
+        "on_regroup",
         "open",
         "pinged_at",
         "session_key",
+        "username",
     )
 
     def __init__(
@@ -83,6 +85,9 @@ class Connection:
         self.alive = True  # a pong or message arrived since the last ping
         self.pinged_at = 0.0
         self.session_key: str | None = None
+        self.username: str | None = None
+        # Set on sockets with a *-group flag: re-plans their group channels.
+        self.on_regroup: Callable[[tuple[str, ...]], None] | None = None
 
     def deliver(self, frame: bytes, payload: bytes) -> None:
         """Write ``frame`` unless it echoes this client's own message; never raises."""
@@ -169,6 +174,15 @@ class ConnectionSet:
         for conn in doomed:
             conn.close(1008, "logged out")
         return len(doomed)
+
+    def regroup(self, username: str, groups: tuple[str, ...]) -> int:
+        """Give ``username``'s group sockets the channels of ``groups``; returns how many."""
+        changed = 0
+        for conn in list(self._all):
+            if conn.username == username and conn.on_regroup is not None and conn.open:
+                conn.on_regroup(groups)
+                changed += 1
+        return changed
 
     def send_idle_heartbeats(self, heartbeat: str) -> int:
         """Send ``heartbeat`` to connections that sent nothing since the last call."""

@@ -1,5 +1,6 @@
 """Instance-to-instance control messages over the broker: close a session's sockets,
-set a player's presence status where their sockets are.
+set a player's presence status where their sockets are, re-plan a user's group
+channels after a guild membership change.
 
 The channel name cannot collide with ws4redis channels, which all start with
 ``broadcast:``, ``user:``, ``group:`` or ``session:`` after the prefix.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import orjson
@@ -32,6 +33,9 @@ class ControlChannel:
         self._presence = presence
         self._tasks: set[asyncio.Task[None]] = set()
         self.channel = f"{pubsub.names.prefix}playhouse:control"
+        # Set by the wiring: a user's current groups, read when a regroup arrives.
+        self.groups_of: Callable[[str], Awaitable[tuple[str, ...]]] | None = None
+        self._regrouping = asyncio.Lock()
 
     async def start(self) -> None:
         for ready in self._pubsub.registry.attach(self, [self.channel]):
@@ -50,6 +54,26 @@ class ControlChannel:
         message = orjson.dumps({"op": "status", "users": users, "status": status})
         await self._pubsub.publish([self.channel], message, expire=0)
 
+    async def regroup(self, user: str) -> None:
+        """Re-plan ``user``'s group sockets on every instance from their stored groups.
+
+        Sent after the membership write, and applied in arrival order with a fresh
+        read each time, so the last one always leaves the sockets on the last state.
+        """
+        message = orjson.dumps({"op": "regroup", "user": user})
+        await self._pubsub.publish([self.channel], message, expire=0)
+
+    async def _apply_regroup(self, user: str) -> None:
+        if self.groups_of is None:
+            return
+        async with self._regrouping:
+            try:
+                groups = await self.groups_of(user)
+            except Exception:
+                log.exception("groups of %s not read; their sockets keep their channels", user)
+                return
+            self._connections.regroup(user, groups)
+
     def deliver(self, frame: bytes, payload: bytes) -> None:
         try:
             op = orjson.loads(payload)
@@ -59,6 +83,8 @@ class ControlChannel:
             elif op.get("op") == "status" and op["status"] in ("online", "in_game"):
                 for user in op["users"]:
                     self._spawn(self._presence.set_status(str(user), op["status"]))
+            elif op.get("op") == "regroup":
+                self._spawn(self._apply_regroup(str(op["user"])))
         except (orjson.JSONDecodeError, KeyError, AttributeError, TypeError):
             log.warning("ignored malformed control message")
 

@@ -26,13 +26,16 @@ from app.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter
 from app.redis_broker import RedisBroker
 from app.services.accounts import Accounts, LoginLimits
 from app.services.challenges import Challenges
+from app.services.guilds import GuildLimits, Guilds
 from app.services.lobby import Lobby
 from app.services.notices import Notices
 from app.services.play import GameLimits, Play
 from app.services.ratings import Ratings
 from app.services.records import Records
+from app.services.watchers import LocalWatchers, RedisWatchers, Watchers
 from app.storage.challenges import MongoChallenges
 from app.storage.games import MongoGames
+from app.storage.guilds import MongoGuilds
 from app.storage.mongo import MongoStorage
 from app.storage.ratings import MongoRatings
 from app.types import Identity
@@ -61,6 +64,7 @@ class Deps:
     play: Play
     presence: Presence
     ratings: Ratings
+    guilds: Guilds
     draining: bool = field(default=False)
 
     def is_draining(self) -> bool:
@@ -101,6 +105,14 @@ def _make_presence(settings: Settings, broker: Broker, pubsub: PubSub) -> Presen
             ttl=config.ttl,
         )
     return LocalPresence(pubsub, grace=config.grace)
+
+
+def _make_watchers(settings: Settings, broker: Broker) -> Watchers:
+    if isinstance(broker, RedisBroker):
+        return RedisWatchers(
+            broker.client, instance_id=instance_name(settings), prefix=settings.ws4redis.prefix
+        )
+    return LocalWatchers()
 
 
 def _make_limiter(settings: Settings, broker: Broker) -> RateLimiter:
@@ -155,11 +167,13 @@ async def build_deps(settings: Settings, *, mongo_url: str) -> Deps:
     challenge_repo = MongoChallenges(storage.database)
     games = MongoGames(storage.database)
     rating_repo = MongoRatings(storage.database)
+    guild_repo = MongoGuilds(storage.database)
     try:
         await storage.ensure_indexes()
         await challenge_repo.ensure_indexes()
         await games.ensure_indexes()
         await rating_repo.ensure_indexes()
+        await guild_repo.ensure_indexes()
     except StorageUnavailable:
         await broker.close()
         raise StorageUnavailable(f"cannot reach MongoDB at {safe_url(mongo_url)}") from None
@@ -167,10 +181,11 @@ async def build_deps(settings: Settings, *, mongo_url: str) -> Deps:
     pubsub = PubSub(broker, names, expire=settings.ws4redis.expire, registry=registry)
     security = settings.security
     hasher = PasswordHasher(rounds=security.bcrypt_rounds, workers=bcrypt_threads(settings))
+    limiter = _make_limiter(settings, broker)
     accounts = Accounts(
         storage,
         hasher,
-        _make_limiter(settings, broker),
+        limiter,
         session_ttl=security.session_ttl,
         limits=LoginLimits(
             per_user=security.login_attempts_per_user,
@@ -200,6 +215,11 @@ async def build_deps(settings: Settings, *, mongo_url: str) -> Deps:
     )
     connections = ConnectionSet()
     control = ControlChannel(pubsub, connections, presence)
+
+    async def groups_of(user: str) -> tuple[str, ...]:
+        return await guild_repo.groups_of(user.casefold())
+
+    control.groups_of = groups_of
     await control.start()
     limits = GameLimits(
         clock_ms=int(game_settings.clock_seconds * 1000),
@@ -210,6 +230,7 @@ async def build_deps(settings: Settings, *, mongo_url: str) -> Deps:
     play = Play(games, pubsub, limits=limits, on_status=control.set_status)
     ratings = Ratings(rating_repo, records=Records(games=games, users=storage.users))
     play.on_finished = ratings.on_finished
+    play.watchers = _make_watchers(settings, broker)
     return Deps(
         instance_id=instance_name(settings),
         cookie_secret=settings.server.cookie_secret or secrets.token_urlsafe(32),
@@ -231,4 +252,19 @@ async def build_deps(settings: Settings, *, mongo_url: str) -> Deps:
         lobby=Lobby(challenges, play, pubsub, find_user=find_user),
         presence=presence,
         ratings=ratings,
+        guilds=Guilds(
+            guild_repo,
+            pubsub,
+            presence,
+            limiter,
+            find_user=find_user,
+            regroup=control.regroup,
+            limits=GuildLimits(
+                max_guilds=settings.guilds.max_per_user,
+                chat_max_chars=settings.guilds.chat_max_chars,
+                chat_history=settings.guilds.chat_history,
+                chat_per_window=settings.guilds.chat_per_window,
+                chat_window=settings.guilds.chat_window,
+            ),
+        ),
     )

@@ -19,6 +19,7 @@ from typing import Any
 from bench import procs
 from bench.challenge import challenge
 from bench.login import login
+from bench.records import records
 from bench.relay import relay
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -255,4 +256,5 @@ SCENARIOS: dict[str, Callable[[bool], str]] = {
     "login": login,
     "challenge": challenge,
     "relay": relay,
+    "records": records,
 }

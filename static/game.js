@@ -11,6 +11,11 @@
  * GET /api/games/<id> why: signed out, not a player or no such game stops the socket
  * and says so in #game-error; anything else keeps reconnecting.
  *
+ * Spectator mode (data-spectator="yes": a signed-in user who does not play): the
+ * socket is /ws/<id>?subscribe-broadcast (public states only), the board is
+ * read-only, no resign/draw/chat/rematch controls, a "Watching" banner. Everyone
+ * sees "N watching" under the players from the `watchers` messages.
+ *
  * Loaded with `defer` after ws4redis.js and the board module. No inline script,
  * no innerHTML: every text from the server goes in through textContent.
  */
@@ -162,6 +167,7 @@
         const gameId = root.dataset.gameId;
         const kind = root.dataset.kind;
         const me = root.dataset.me;
+        const spectator = root.dataset.spectator === 'yes';
         const boardData = JSON.parse(root.dataset.board || '{}');
         const initialPlayers = JSON.parse(root.dataset.players || '[]');
         const board = window.PlayhouseBoards[kind] || null;
@@ -181,6 +187,7 @@
             rematch: $('rematch'), rematchStatus: $('rematch-status'), rematchOffer: $('rematch-offer'),
             rematchText: $('rematch-offer-text'), rematchAccept: $('rematch-accept'),
             rematchDecline: $('rematch-decline'),
+            watchers: $('watchers'), actions: $('game-actions'), chatPanel: $('chat-panel'),
         };
 
         const game = {
@@ -197,6 +204,8 @@
             pending: new Map(),   // client message id -> what it was
             clock: null,          // {remaining_ms, running, deadline_ms, at}
             away: {},             // player -> {ms, at}
+            watchers: 0,          // how many watch (the last `watchers` message)
+            spectator: spectator,
             client: null,
         };
         window.playhouseGame = game;
@@ -225,6 +234,9 @@
 
         /** Send one client message on the socket; the answer comes as ack/error. */
         function send(message) {
+            if (spectator && message.type !== 'resume') {
+                return null; // read-only: the server would refuse it anyway
+            }
             const id = nextId++;
             const full = Object.assign({}, message, {id: id});
             game.pending.set(id, full);
@@ -233,7 +245,7 @@
         }
 
         function sendMove(move) {
-            if (moveInFlight || game.stopped || !game.state || game.state.status === 'finished') {
+            if (spectator || moveInFlight || game.stopped || !game.state || game.state.status === 'finished') {
                 return;
             }
             clearError();
@@ -267,6 +279,7 @@
             case 'ack': onAck(msg); break;
             case 'error': onError(msg); break;
             case 'player': onPlayer(msg); break;
+            case 'watchers': onWatchers(msg); break;
             case 'rematch_offer': onRematchOffer(msg.challenge); break;
             case 'rematch_update': onRematchUpdate(msg.challenge); break;
             case 'rematch': goToGame(msg.url); break;
@@ -389,6 +402,14 @@
             renderPlayers();
         }
 
+        function onWatchers(msg) {
+            if (typeof msg.count !== 'number' || (msg.game_id && msg.game_id !== gameId)) {
+                return;
+            }
+            game.watchers = Math.max(0, msg.count);
+            renderWatchers();
+        }
+
         /* -- What the state means -- */
 
         function players() {
@@ -478,7 +499,8 @@
                 last: state ? state.last : null,
                 boardData: boardData,
                 ui: window.PlayhouseUI,
-                send: sendMove,
+                send: spectator ? () => {} : sendMove,
+                spectator: spectator,
                 animate: false,
             };
         }
@@ -490,8 +512,15 @@
             renderTurn();
             renderBoard(opts || {});
             renderPlayers();
+            renderWatchers();
             renderMoves();
             renderControls();
+        }
+
+        function renderWatchers() {
+            const n = game.watchers;
+            els.watchers.hidden = n <= 0;
+            els.watchers.textContent = n > 0 ? n + ' watching' : '';
         }
 
         function renderConnection() {
@@ -536,6 +565,8 @@
             if (toMove().includes(me)) {
                 el.textContent = moveInFlight ? 'Sending your move…' : 'Your turn';
                 el.classList.add('turn-mine');
+            } else if (waiting.length && spectator) {
+                el.textContent = waiting.join(' and ') + ' to move';
             } else if (waiting.length) {
                 el.textContent = 'Waiting for ' + waiting.join(' and ') + '…';
             } else {
@@ -651,7 +682,7 @@
             const offer = s ? s.draw_offer || null : null;
             els.offerDraw.disabled = over || offer !== null;
             els.offerDraw.textContent = offer === me ? 'Draw offered' : 'Offer draw';
-            const theirs = !over && offer !== null && offer !== me;
+            const theirs = !spectator && !over && offer !== null && offer !== me;
             els.drawOffer.hidden = !theirs;
             if (theirs) {
                 els.drawText.textContent = offer + ' offers a draw.';
@@ -661,9 +692,28 @@
             els.result.hidden = !(s && finished());
             if (s && finished()) {
                 els.resultText.textContent = resultText(s.result);
-                loadRematch();
+                if (!spectator) {
+                    loadRematch();
+                }
+            }
+            if (spectator) {
+                renderSpectator();
+                return;
             }
             renderRematch();
+        }
+
+        /** Read-only: no way to move, resign, offer a draw, chat or ask for a rematch. */
+        function renderSpectator() {
+            for (const el of [els.resign, els.resignYes, els.offerDraw, els.drawAccept, els.drawDecline,
+                els.chatText, els.chatSend, els.rematch]) {
+                el.disabled = true;
+            }
+            els.actions.hidden = true;
+            els.chatPanel.hidden = true;
+            els.drawOffer.hidden = true;
+            els.rematch.hidden = true;
+            els.rematchOffer.hidden = true;
         }
 
         /* -- Rematch: a challenge with the seats swapped, offered from the result -- */
@@ -958,7 +1008,9 @@
                 const view = await getJson('/api/games/' + encodeURIComponent(gameId));
                 if (view.status === 401) {
                     stop('signed_out');
-                } else if (view.status === 403) {
+                } else if (spectator && who.data.username && who.data.username !== me) {
+                    stop('other_user');
+                } else if (view.status === 403 && !spectator) {
                     stop(who.data.username && who.data.username !== me ? 'other_user' : 'not_a_player');
                 } else if (view.status === 404) {
                     stop('no_game');
@@ -975,7 +1027,7 @@
         let refused = false;      // closed by policy (1008) since the last open
 
         game.client = new window.WS4Redis({
-            uri: '/ws/' + gameId + '?subscribe-user',
+            uri: '/ws/' + gameId + (spectator ? '?subscribe-broadcast' : '?subscribe-user'),
             heartbeat_msg: document.body.dataset.heartbeat || null,
             connecting: () => {
                 opened = false;

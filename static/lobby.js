@@ -8,10 +8,13 @@
  *   {"type":"challenge", ...challenge}          user: a new challenge to or from me
  *   {"type":"challenge_update", ...challenge}   user: accepted, declined, cancelled, expired
  *   {"type":"game_started","game_id","url"}     user: go to the game page
+ *   {"type":"game_live","game":{...}}            broadcast: a game started (Live games)
+ *   {"type":"game_over","game_id"}               broadcast: a live game finished
  * Every (re)connect fetches the snapshot again, then re-applies what arrived
  * while it loaded, so nothing missed while disconnected stays stale.
  *
- * Loaded with `defer`, after ws4redis.js. No inline script, no innerHTML:
+ * Loaded with `defer`, after ws4redis.js and challenges.js (the challenge lists,
+ * shared with the guild page). No inline script, no innerHTML:
  * every user-supplied string goes in through textContent (CSP, XSS).
  * window.playhouseLobby.received lists every message received (for tests).
  */
@@ -19,62 +22,85 @@
     'use strict';
 
     const LOBBY_URI = '/ws/lobby?subscribe-broadcast&subscribe-user';
-    const TICK_MS = 1000;
     const NEWS_MS = 10000;
     const ERROR_MS = 15000;
     const RETRY_MS = 3000;
     const STATUS_TEXT = {online: 'online', in_game: 'in game'};
     const CONNECTION_STATES = ['connecting', 'connected', 'disconnected'];
 
-    /** An element with an optional class and text (text only, never markup). */
-    function el(tag, className, text) {
-        const node = document.createElement(tag);
-        if (className) {
-            node.className = className;
+    // Shared helpers (static/challenges.js, loaded first): text only, never markup.
+    const {el, same, post} = window.PlayhouseChallenges.util;
+
+    /* ---- Live games: a self-contained panel (GET /api/lobby live_games + diffs) ---- */
+
+    const MAX_LIVE = 50;
+
+    /**
+     * The "Live games" panel: `apply(list)` replaces it from a snapshot, `handle(msg)`
+     * applies a game_live / game_over diff and returns true when the message was one.
+     * `title(kind)` names a game kind; `me()` is the signed-in user.
+     */
+    function liveGamesPanel(list, title, me) {
+        const games = new Map();  // game_id -> {game, li}, newest first
+
+        function valid(game) {
+            return game && typeof game.game_id === 'string' && typeof game.url === 'string'
+                && game.url.startsWith('/game/') && Array.isArray(game.players);
         }
-        if (text !== undefined) {
-            node.textContent = text;
+
+        function row(game) {
+            const li = el('li', 'live-game');
+            li.dataset.gameId = game.game_id;
+            const text = el('span', 'live-game-text');
+            text.appendChild(el('span', 'live-game-kind', title(game.kind)));
+            text.appendChild(el('span', 'live-game-players', ' ' + game.players.join(' vs ')));
+            li.appendChild(text);
+            const mine = game.players.some((p) => same(p, me()));
+            const link = el('a', 'button button-small' + (mine ? '' : ' button-quiet') + ' live-game-watch',
+                mine ? 'Your game' : 'Watch');
+            link.href = game.url;
+            link.setAttribute('aria-label', (mine ? 'Return to ' : 'Watch ') + title(game.kind) + ': '
+                + game.players.join(' vs '));
+            li.appendChild(link);
+            return li;
         }
-        return node;
-    }
 
-    function same(a, b) {
-        return typeof a === 'string' && typeof b === 'string' && a.toLowerCase() === b.toLowerCase();
-    }
-
-    function xsrfToken() {
-        const match = document.cookie.match(/(?:^|;\s*)_xsrf=([^;]*)/);
-        return match ? decodeURIComponent(match[1]) : null;
-    }
-
-    async function xsrfHeader() {
-        let token = xsrfToken();
-        if (token === null) {  // no form on the page set it: ask for one
-            const reply = await fetch('/api/xsrf', {credentials: 'same-origin'});
-            token = (await reply.json()).xsrf;
+        function render() {
+            list.textContent = '';
+            for (const entry of games.values()) {
+                list.appendChild(entry.li);
+            }
+            list.dataset.count = String(games.size);
         }
-        return token;
-    }
 
-    /** POST JSON; resolves to {ok, status, data} (data is {} when the body is not JSON). */
-    async function post(path, body) {
-        const reply = await fetch(path, {
-            method: 'POST',
-            credentials: 'same-origin',
-            headers: {'Content-Type': 'application/json', 'X-XSRFToken': await xsrfHeader()},
-            body: JSON.stringify(body || {}),
-        });
-        let data = {};
-        try {
-            data = (await reply.json()) || {};
-        } catch (e) { /* empty or not JSON */ }
-        return {ok: reply.ok, status: reply.status, data: data};
-    }
+        function apply(snapshot) {
+            games.clear();
+            for (const game of (Array.isArray(snapshot) ? snapshot : []).filter(valid).slice(0, MAX_LIVE)) {
+                games.set(game.game_id, {game: game, li: row(game)});
+            }
+            render();
+        }
 
-    /** "1:05" from milliseconds. */
-    function clock(ms) {
-        const seconds = Math.max(0, Math.ceil(ms / 1000));
-        return Math.floor(seconds / 60) + ':' + String(seconds % 60).padStart(2, '0');
+        function handle(msg) {
+            if (msg.type === 'game_live') {
+                if (valid(msg.game) && !games.has(msg.game.game_id)) {
+                    const entries = [[msg.game.game_id, {game: msg.game, li: row(msg.game)}], ...games];
+                    games.clear();
+                    entries.slice(0, MAX_LIVE).forEach(([id, entry]) => games.set(id, entry));
+                    render();
+                }
+                return true;
+            }
+            if (msg.type === 'game_over') {
+                if (games.delete(msg.game_id)) {
+                    render();
+                }
+                return true;
+            }
+            return false;
+        }
+
+        return {apply: apply, handle: handle};
     }
 
     function init() {
@@ -100,10 +126,23 @@
             me: null,
             games: [],          // the catalogue, in order
             players: new Map(), // name -> {status, li, select, button}
-            challenges: new Map(), // id -> {challenge, li, countdown}
+            challenges: null,   // id -> {challenge, li, countdown}: the board's
             skew: 0,            // server clock minus ours, in ms (only when it matters)
         };
         window.playhouseLobby = state;
+        const challenges = window.PlayhouseChallenges.board({
+            incoming: els.incoming,
+            outgoing: els.outgoing,
+            me: () => state.me,
+            title: (kind) => title(kind),
+            skew: () => state.skew,
+            error: showError,
+            clearError: clearError,
+            news: showNews,
+            go: go,
+        });
+        state.challenges = challenges.entries;
+        const live = liveGamesPanel(document.getElementById('live-games'), (kind) => title(kind), () => state.me);
         let loadSeq = 0;
         let buffer = null;      // messages received while a snapshot loads
         let retryTimer = null;
@@ -237,167 +276,9 @@
 
         async function sendChallenge(name, select, button) {
             button.disabled = true;
-            try {
-                const reply = await post('/api/challenges', {to: name, game: select.value});
-                if (!reply.ok) {
-                    showError(reply.data.message || 'The challenge was refused (' + reply.status + ').');
-                    return;
-                }
-                clearError();
-                addChallenge(reply.data);
-                showNews('Challenge sent to ' + reply.data.to + '.');
-            } catch (e) {
-                showError('Cannot reach the server. Try again.');
-            } finally {
-                const row = state.players.get(name);
-                button.disabled = !!row && row.status === 'in_game';
-            }
-        }
-
-        /* -- Challenges -- */
-
-        function challengeRow(c, incoming) {
-            const li = el('li', 'challenge-item');
-            li.dataset.challenge = c.id;
-            li.dataset.created = c.created_at;
-            const text = el('span', 'challenge-text');
-            if (incoming) {
-                text.appendChild(el('b', 'challenge-who', c.from));
-                text.appendChild(document.createTextNode(' challenges you to '));
-                text.appendChild(el('span', 'challenge-title', title(c.game)));
-            } else {
-                text.appendChild(el('span', 'challenge-title', title(c.game)));
-                text.appendChild(document.createTextNode(' vs '));
-                text.appendChild(el('b', 'challenge-who', c.to));
-            }
-            const countdown = el('time', 'countdown');
-            countdown.dateTime = c.expires_at;
-            countdown.setAttribute('aria-hidden', 'true');
-            const actions = el('span', 'challenge-actions');
-            const buttons = incoming
-                ? [['accept', 'Accept', 'button'], ['decline', 'Decline', 'button button-quiet']]
-                : [['cancel', 'Cancel', 'button button-quiet']];
-            for (const [action, label, style] of buttons) {
-                const button = el('button', action + ' ' + style + ' button-small', label);
-                button.type = 'button';
-                button.addEventListener('click', () => answer(c, action, li));
-                actions.appendChild(button);
-            }
-            li.appendChild(text);
-            li.appendChild(countdown);
-            li.appendChild(actions);
-            return {li: li, countdown: countdown};
-        }
-
-        function addChallenge(c) {
-            if (!c || typeof c.id !== 'string' || c.status !== 'pending') {
-                return;
-            }
-            const incoming = same(c.to, state.me);
-            if (!incoming && !same(c.from, state.me)) {
-                return;
-            }
-            if (state.challenges.has(c.id) || remaining(c) <= 0) {
-                return;
-            }
-            const row = challengeRow(c, incoming);
-            state.challenges.set(c.id, {challenge: c, li: row.li, countdown: row.countdown});
-            const list = incoming ? els.incoming : els.outgoing;
-            const older = [...list.children].find((li) => li.dataset.created < c.created_at);
-            list.insertBefore(row.li, older || null);
-            tickOne(state.challenges.get(c.id));
-        }
-
-        function removeChallenge(id) {
-            const entry = state.challenges.get(id);
-            if (!entry) {
-                return;
-            }
-            state.challenges.delete(id);
-            const list = entry.li.parentNode;
-            const hadFocus = entry.li.contains(document.activeElement);
-            entry.li.remove();
-            if (hadFocus && list) {  // keep keyboard users in the same list
-                const next = list.querySelector('button');
-                const heading = list.parentNode.querySelector('h2');
-                if (next) {
-                    next.focus();
-                } else if (heading) {
-                    heading.tabIndex = -1;
-                    heading.focus();
-                }
-            }
-        }
-
-        function remaining(c) {
-            return Date.parse(c.expires_at) - (Date.now() + state.skew);
-        }
-
-        function tickOne(entry) {
-            const left = remaining(entry.challenge);
-            if (left <= 0) {
-                removeChallenge(entry.challenge.id);
-                return;
-            }
-            entry.countdown.textContent = clock(left);
-            entry.countdown.classList.toggle('countdown-low', left < 10000);
-        }
-
-        function tick() {
-            for (const entry of [...state.challenges.values()]) {
-                tickOne(entry);
-            }
-        }
-
-        async function answer(c, action, li) {
-            for (const b of li.querySelectorAll('button')) {
-                b.disabled = true;
-            }
-            try {
-                const reply = await post('/api/challenges/' + encodeURIComponent(c.id) + '/' + action);
-                if (reply.ok) {
-                    clearError();
-                    if (reply.data.type === 'game_started') {
-                        go(reply.data.url);
-                    } else {
-                        settled(reply.data, false);
-                    }
-                    return;
-                }
-                showError(reply.data.message || 'That did not work (' + reply.status + ').');
-                if (['expired', 'not_pending', 'not_found'].includes(reply.data.error)) {
-                    removeChallenge(c.id);
-                    return;
-                }
-            } catch (e) {
-                showError('Cannot reach the server. Try again.');
-            }
-            for (const b of li.querySelectorAll('button')) {
-                b.disabled = false;
-            }
-        }
-
-        /** A challenge left "pending": drop it and say what happened. */
-        function settled(c, quiet) {
-            removeChallenge(c.id);
-            if (quiet) {
-                return;
-            }
-            const game = title(c.game);
-            const mine = same(c.from, state.me);
-            const text = {
-                accepted: mine ? c.to + ' accepted your ' + game + ' challenge. Starting…'
-                    : 'Starting ' + game + ' with ' + c.from + '…',
-                declined: mine ? c.to + ' declined your ' + game + ' challenge.'
-                    : 'You declined ' + c.from + '’s ' + game + ' challenge.',
-                cancelled: mine ? 'You cancelled your ' + game + ' challenge to ' + c.to + '.'
-                    : c.from + ' withdrew their ' + game + ' challenge.',
-                expired: mine ? 'Your ' + game + ' challenge to ' + c.to + ' expired.'
-                    : c.from + '’s ' + game + ' challenge expired.',
-            }[c.status];
-            if (text) {
-                showNews(text);
-            }
+            await challenges.send(name, select.value);
+            const row = state.players.get(name);
+            button.disabled = !!row && row.status === 'in_game';
         }
 
         /* -- Snapshot and messages -- */
@@ -437,14 +318,9 @@
             }
             const open = (data.challenges || {});
             const listed = [...(open.incoming || []), ...(open.outgoing || [])];
-            const ids = new Set(listed.map((c) => c.id));
-            for (const id of [...state.challenges.keys()]) {
-                if (!ids.has(id)) {
-                    removeChallenge(id);
-                }
-            }
-            listed.forEach(addChallenge);
+            challenges.sync(listed);
             setCurrentGame(data.current_game);
+            live.apply(data.live_games);
             root.dataset.state = 'ready';
         }
 
@@ -491,7 +367,7 @@
         }
 
         function handle(msg, replayed) {
-            if (!msg || typeof msg !== 'object') {
+            if (!msg || typeof msg !== 'object' || live.handle(msg)) {
                 return;
             }
             if (msg.type === 'presence' && typeof msg.user === 'string') {
@@ -502,12 +378,8 @@
                     return;
                 }
                 setPlayer(msg.user, msg.status);
-            } else if (msg.type === 'challenge') {
-                addChallenge(msg);
-            } else if (msg.type === 'challenge_update') {
-                settled(msg, replayed);
-            } else if (msg.type === 'game_started') {
-                go(msg.url);
+            } else {
+                challenges.handle(msg, replayed);  // challenge, challenge_update, game_started
             }
         }
 
@@ -527,7 +399,6 @@
             }
         }
 
-        setInterval(tick, TICK_MS);
         refresh().then(() => {
             state.client = new window.WS4Redis({
                 uri: LOBBY_URI,

@@ -8,6 +8,7 @@ from app.connections import ConnectionSet
 from app.control import ControlChannel
 from app.presence import Presence
 from app.services.accounts import Accounts
+from app.services.guilds import Guilds
 from app.services.lobby import Lobby
 from app.services.notices import Notices
 from app.services.play import Play
@@ -29,3 +30,4 @@ class WebContext:
     presence: Presence
     play: Play
     games: GameRepo
+    guilds: Guilds

@@ -5,6 +5,14 @@ for a game facility it hands every client frame here. Live frames are held
 from the moment the socket opens until the client's ``resume`` has been
 answered from the event log, so a client sees every event after its ``seq``
 exactly once and in order, whichever instance it reconnects to.
+
+A signed-in user who does not play the game gets a read-only *spectator*
+socket: subscribed to the game's public channel ``broadcast:<game_id>`` only
+(whatever its flags), ``resume`` answered with the public state, every other
+command refused with the code ``spectator``. Each instance counts its
+spectators per game as distinct usernames and reports changes to
+:attr:`Play.watchers`; the total goes to players and spectators as a
+``watchers`` message.
 """
 
 from __future__ import annotations
@@ -18,9 +26,9 @@ from typing import Any
 
 import orjson
 
+from app.channel_policy import ChannelPlan
 from app.connections import Connection
 from app.errors import Forbidden, PlayhouseError
-from app.games.base import NOT_A_PLAYER
 from app.metrics import Metrics
 from app.protocol import (
     AnswerDraw,
@@ -33,11 +41,12 @@ from app.protocol import (
     Resume,
     parse_game_message,
 )
+from app.pubsub import ChannelNames
 from app.services.play import Ack, Play, Stale
 from app.storage.games import GameRepo
 from app.types import Identity
 
-__all__ = ["GAME_FACILITY", "GameSocket", "GameSockets"]
+__all__ = ["GAME_FACILITY", "NOT_SIGNED_IN", "SPECTATOR", "GameSocket", "GameSockets"]
 
 log = logging.getLogger("playhouse.game")
 
@@ -47,9 +56,16 @@ GAME_FACILITY = re.compile(r"[0-9a-f]{16}")
 RESUME_WAIT = 2.0
 """Seconds live frames wait for a ``resume`` before flowing anyway (plain ws4redis clients)."""
 
+SPECTATOR = "spectator"
+"""Error code for any command but ``resume`` on a spectator socket."""
+
+NOT_SIGNED_IN = "not_signed_in"
+"""Refusal code (403) for an anonymous socket on a game."""
+
 
 class GameSockets:
-    """Recognises game facilities and counts this instance's sockets per player and game."""
+    """Recognises game facilities; counts this instance's sockets per player and game and
+    its spectators per game (distinct usernames)."""
 
     def __init__(
         self,
@@ -63,12 +79,16 @@ class GameSockets:
         self._games = games
         self._background = background
         self._open: dict[tuple[str, str], int] = {}
+        self._watching: dict[str, dict[str, int]] = {}  # game -> spectator -> sockets here
+        self._syncing: set[str] = set()  # games whose count is being reported
+        self._dirty: set[str] = set()  # games whose count changed while being reported
 
     async def resolve(self, identity: Identity, facility: str) -> GameSocket | None:
-        """The game protocol for this socket, or None for a facility that is no game.
+        """The game protocol for this socket (a spectator's for a signed-in non-player),
+        or None for a facility that is no game.
 
         Raises:
-            Forbidden: the game exists and ``identity`` is not one of its players.
+            Forbidden: the game exists and ``identity`` is anonymous (``not_signed_in``).
             StorageUnavailable: MongoDB is down.
         """
         if not GAME_FACILITY.fullmatch(facility):
@@ -76,9 +96,48 @@ class GameSockets:
         game = await self._games.get(facility)
         if game is None:
             return None
-        if identity.username is None or identity.username not in game.players:
-            raise Forbidden("you are not playing this game", code=NOT_A_PLAYER)
-        return GameSocket(self, facility, identity.username)
+        if identity.username is None:
+            raise Forbidden("sign in to watch this game", code=NOT_SIGNED_IN)
+        spectator = identity.username not in game.players
+        return GameSocket(self, facility, identity.username, spectator=spectator)
+
+    def watchers_here(self, game_id: str) -> int:
+        """Distinct spectators of ``game_id`` with a socket on this instance."""
+        return len(self._watching.get(game_id, ()))
+
+    def watch(self, game_id: str, user: str) -> None:
+        watching = self._watching.setdefault(game_id, {})
+        watching[user] = watching.get(user, 0) + 1
+        if watching[user] == 1:
+            self._count_changed(game_id)
+
+    def unwatch(self, game_id: str, user: str) -> None:
+        watching = self._watching.get(game_id, {})
+        left = watching.get(user, 0) - 1
+        if left > 0:
+            watching[user] = left
+            return
+        watching.pop(user, None)
+        if not watching:
+            self._watching.pop(game_id, None)
+        self._count_changed(game_id)
+
+    def _count_changed(self, game_id: str) -> None:
+        """Report the new count; one report per game at a time, so totals go out in order."""
+        self._dirty.add(game_id)
+        if game_id not in self._syncing:
+            self._syncing.add(game_id)
+            self.spawn(self._report(game_id))
+
+    async def _report(self, game_id: str) -> None:
+        play = self.play
+        try:
+            while game_id in self._dirty:
+                self._dirty.discard(game_id)
+                total = await play.watchers.update(game_id, self.watchers_here(game_id))
+                await play.announce_watchers(game_id, total)
+        finally:
+            self._syncing.discard(game_id)
 
     def opened(self, game_id: str, player: str) -> None:
         key = (game_id, player)
@@ -111,14 +170,24 @@ async def _logged(coro: Coroutine[Any, Any, None]) -> None:
 
 
 class GameSocket:
-    """One player's socket on one game."""
+    """One player's (or, with ``spectator``, one watcher's) socket on one game."""
 
-    def __init__(self, hub: GameSockets, game_id: str, player: str) -> None:
+    def __init__(
+        self, hub: GameSockets, game_id: str, player: str, *, spectator: bool = False
+    ) -> None:
         self._hub = hub
         self.game_id = game_id
-        self.player = player
+        self.player = player  # the user; not playing when ``spectator``
+        self.spectator = spectator
         self._conn: Connection | None = None
         self._timer: asyncio.TimerHandle | None = None
+
+    def plan(self, names: ChannelNames, requested: ChannelPlan) -> ChannelPlan:
+        """The channels of this socket: a spectator gets the game's public channel only
+        (never a user channel), a player what the flags asked for."""
+        if not self.spectator:
+            return requested
+        return ChannelPlan(subscribe=(names.broadcast(self.game_id),), publish=(), echo=False)
 
     def opened(self, conn: Connection) -> None:
         """Start holding live frames until the client resumes (or RESUME_WAIT passes)."""
@@ -127,14 +196,20 @@ class GameSocket:
             conn.held = []
         loop = asyncio.get_running_loop()
         self._timer = loop.call_later(RESUME_WAIT, self._stop_holding)
-        self._hub.opened(self.game_id, self.player)
+        if self.spectator:
+            self._hub.watch(self.game_id, self.player)
+        else:
+            self._hub.opened(self.game_id, self.player)
 
     def closed(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
         if self._conn is not None:
             self._conn = None
-            self._hub.closed(self.game_id, self.player)
+            if self.spectator:
+                self._hub.unwatch(self.game_id, self.player)
+            else:
+                self._hub.closed(self.game_id, self.player)
 
     def _stop_holding(self) -> None:
         conn = self._conn
@@ -169,6 +244,10 @@ class GameSocket:
 
     async def _run(self, conn: Connection, command: Command) -> dict[str, Any]:
         play, game, me = self._hub.play, self.game_id, self.player
+        if self.spectator:
+            if isinstance(command, Resume):
+                return await self._resume_watching(conn, command)
+            return _error(command.id, SPECTATOR, "spectators watch; they cannot play or chat")
         match command:
             case Resume():
                 return await self._resume(conn, command)
@@ -197,6 +276,7 @@ class GameSocket:
             resumed = await self._hub.play.replay(
                 self.game_id, self.player, since=command.since, chat_since=command.chat_since
             )
+            watchers = await self._watchers()
         except BaseException:
             conn.release([])
             raise
@@ -214,8 +294,41 @@ class GameSocket:
                 return int(message.get("n", 0)) > resumed.chat
             return True
 
-        conn.release(resumed.messages, keep=fresh)
+        conn.release([*resumed.messages, watchers], keep=fresh)
         return {"type": "resumed", "id": command.id, "seq": resumed.seq, "chat": resumed.chat}
+
+    async def _resume_watching(self, conn: Connection, command: Resume) -> dict[str, Any]:
+        """A spectator's resume: the current public state (when past ``since``) and the
+        watcher count, then the held live frames newer than that state."""
+        if self._timer is not None:
+            self._timer.cancel()
+        if conn.held is None:
+            conn.held = []
+        try:
+            state = await self._hub.play.view(self.game_id, None)  # nobody's private view
+            watchers = await self._watchers()
+        except BaseException:
+            conn.release([])
+            raise
+        seq = int(state["seq"])
+        fresh_start = command.since < seq or command.since == 0
+        replay = [orjson.dumps({**state, "replay": True})] if fresh_start else []
+
+        def fresh(payload: bytes) -> bool:
+            try:
+                message = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                return True
+            if isinstance(message, dict) and message.get("type") == "state":
+                return int(message.get("seq", 0)) > seq
+            return True
+
+        conn.release([*replay, watchers], keep=fresh)
+        return {"type": "resumed", "id": command.id, "seq": seq, "chat": command.chat_since}
+
+    async def _watchers(self) -> bytes:
+        count = await self._hub.play.watchers.total(self.game_id)
+        return orjson.dumps({"type": "watchers", "game_id": self.game_id, "count": count})
 
 
 def _ack(msg_id: object, ack: Ack) -> dict[str, Any]:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.errors import Forbidden, Invalid, NotFound
+from app.errors import Invalid
 from app.games import registry
-from app.games.base import NOT_A_PLAYER
 from app.handlers.session import ApiHandler
 from app.services.play import Ack, Stale
 
@@ -30,16 +29,11 @@ class CatalogueApi(ApiHandler):
 
 
 class GameApi(ApiHandler):
-    """``GET /api/games/<id>``: the signed-in player's view (spectators later)."""
+    """``GET /api/games/<id>``: a player's own view; anyone else signed in gets the public
+    (spectator) view, as on the spectator socket."""
 
     async def get(self, game_id: str) -> None:
         me = self.viewer().username
-        # Membership is read from the repository until Play offers a player-only view.
-        game = await self.web.games.get(game_id)
-        if game is None:
-            raise NotFound(f"no game {game_id!r}")
-        if me not in game.players:
-            raise Forbidden("you are not playing this game", code=NOT_A_PLAYER)
         self.write_json(await self.web.play.view(game_id, me))
 
 

@@ -7,8 +7,12 @@ from typing import Any
 from app.errors import Invalid
 from app.games.registry import catalogue
 from app.handlers.session import ApiHandler
+from app.services.play import live_game
 
-__all__ = ["ChallengeActionApi", "ChallengesApi", "LobbyApi"]
+__all__ = ["LIVE_GAMES", "ChallengeActionApi", "ChallengesApi", "LobbyApi"]
+
+LIVE_GAMES = 50
+"""Most live games ``GET /api/lobby`` lists (newest first)."""
 
 
 def _text(body: dict[str, Any], field: str) -> str:
@@ -19,14 +23,20 @@ def _text(body: dict[str, Any], field: str) -> str:
 
 
 class LobbyApi(ApiHandler):
-    """``GET /api/lobby``: who is online, the catalogue, my open challenges, my current game."""
+    """``GET /api/lobby?guild=``: who is online (only that guild's members, when given), the
+    catalogue, my open challenges, my current game, and the games being played now (to watch)."""
 
     async def get(self) -> None:
         me = self.viewer().username
         online = await self.web.presence.online()
+        guild = self.get_query_argument("guild", "").strip()
+        if guild:
+            members = set(await self.web.guilds.members(guild))
+            online = {name: status for name, status in online.items() if name in members}
         players = [{"username": name, "status": online[name]} for name in sorted(online)]
         challenges = await self.web.lobby.pending(me)
         current = await self.web.play.current_game(me)
+        live = [live_game(game) for game in await self.web.games.live(limit=LIVE_GAMES)]
         self.write_json(
             {
                 "me": me,
@@ -34,6 +44,8 @@ class LobbyApi(ApiHandler):
                 "games": catalogue(),
                 "challenges": challenges,
                 "current_game": current,
+                "live_games": live,
+                "guild": guild or None,
             }
         )
 

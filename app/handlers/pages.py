@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import orjson
 
-from app.errors import Forbidden, NotFound
+from app.errors import NotFound
 from app.games import registry, snakes
-from app.games.base import NOT_A_PLAYER
 from app.handlers.session import PageHandler
 
 __all__ = ["GamePage", "IndexHandler", "NotFoundHandler"]
@@ -28,7 +27,7 @@ class IndexHandler(PageHandler):
 
 
 class GamePage(PageHandler):
-    """``/game/<id>``: the board of a game the signed-in user plays (spectators later).
+    """``/game/<id>``: the board of a game; read-only for a signed-in non-player (watching).
 
     The page reads everything it starts from in ``data-*`` attributes (the CSP
     forbids inline script), then follows the game on its socket.
@@ -40,8 +39,6 @@ class GamePage(PageHandler):
         rules = registry.get(game.kind) if game is not None else None
         if game is None or rules is None:
             raise NotFound("There is no such game.")
-        if me not in game.players:
-            raise Forbidden("You are not playing this game.", code=NOT_A_PLAYER)
         self.render(
             "game.html",
             game_id=game.id,
@@ -51,6 +48,7 @@ class GamePage(PageHandler):
             players_json=orjson.dumps(list(game.players)).decode(),
             board_json=orjson.dumps(_BOARD_DATA.get(game.kind, {})).decode(),
             me=me,
+            spectator=me not in game.players,
         )
 
 
@@ -60,4 +58,8 @@ class NotFoundHandler(PageHandler):
     async def prepare(self) -> None:
         await super().prepare()
         self.set_status(404)
+        if self.request.path.startswith("/api/"):  # API clients get JSON, like every API error
+            self.set_header("Content-Type", "application/json; charset=utf-8")
+            self.finish(b'{"error":"not_found","message":"no such API endpoint"}')
+            return
         self.render("error.html", status_code=404, message="This page does not exist.")

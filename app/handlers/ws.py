@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import tornado.web
 import tornado.websocket
@@ -34,6 +34,8 @@ from app.types import ANONYMOUS, Identity
 __all__ = ["Identify", "Ws4RedisHandler", "WsContext", "anonymous"]
 
 log = logging.getLogger("playhouse.ws")
+
+GROUP_FLAGS = frozenset(("subscribe-group", "publish-group"))
 
 Identify = Callable[[tornado.web.RequestHandler], Awaitable[Identity]]
 
@@ -70,6 +72,9 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
     _session_key: str | None = None
     _username: str | None = None
     _game: GameSocket | None = None
+    _identity: Identity = ANONYMOUS
+    _facility = ""
+    _flags: frozenset[str] = frozenset()
 
     def initialize(self, ctx: WsContext) -> None:
         self.ctx = ctx
@@ -80,12 +85,15 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
             validate_facility(facility)
             flags = parse_flags(self.request.query)
             identity = await self.ctx.identify(self)
+            if self.ctx.games is not None:  # first: a game refuses anonymous sockets itself
+                self._game = await self.ctx.games.resolve(identity, facility)
             names = self.ctx.pubsub.names
             self._plan = plan_channels(names, self.ctx.policy, identity, facility, flags)
-            if self.ctx.games is not None:
-                self._game = await self.ctx.games.resolve(identity, facility)
+            if self._game is not None:  # spectators: the game's public channel only
+                self._plan = self._game.plan(names, self._plan)
             self._session_key = identity.session_key
             self._username = identity.username
+            self._identity, self._facility, self._flags = identity, facility, flags
         except PlayhouseError as error:
             self.ctx.metrics.rejected.labels(error.code).inc()
             self.set_status(http_status(error))
@@ -115,6 +123,9 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
             on_slow_close=ctx.metrics.slow_closes.inc,
         )
         conn.session_key = self._session_key
+        conn.username = self._username
+        if self._game is None and self._flags & GROUP_FLAGS:
+            conn.on_regroup = self._regroup
         self._conn = conn
         ctx.connections.add(conn)
         ctx.metrics.connections.inc()
@@ -132,6 +143,30 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
             self._game.opened(conn)  # live frames stay held until the client resumes
             return
         conn.release(await self._kept_messages())
+
+    def _regroup(self, groups: tuple[str, ...]) -> None:
+        """Re-plan this socket's channels for the user's new ``groups`` (joined or left
+        a guild): subscribe the new group channels, drop the old ones, in place."""
+        conn = self._conn
+        if conn is None or groups == self._identity.groups:
+            return
+        ctx = self.ctx
+        self._identity = replace(self._identity, groups=groups)
+        try:
+            plan = plan_channels(
+                ctx.pubsub.names, ctx.policy, self._identity, self._facility, self._flags
+            )
+        except PlayhouseError as error:
+            self._refuse(conn, error)
+            return
+        old = self._plan.subscribe
+        ctx.pubsub.registry.detach(conn, [c for c in old if c not in plan.subscribe])
+        waits = ctx.pubsub.registry.attach(conn, [c for c in plan.subscribe if c not in old])
+        self._plan = plan
+        if waits:
+            task = asyncio.ensure_future(_confirmed(waits))
+            ctx.background.add(task)
+            task.add_done_callback(ctx.background.discard)
 
     async def _kept_messages(self) -> list[bytes]:
         """Each channel's kept last message (ws4redis ``send_persisted_messages``).
@@ -205,3 +240,10 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
             task = asyncio.ensure_future(ctx.presence.disconnected(self._username))
             ctx.background.add(task)
             task.add_done_callback(ctx.background.discard)
+
+
+async def _confirmed(waits: list[Awaitable[None]]) -> None:
+    try:
+        await asyncio.gather(*waits)
+    except Exception as error:  # the registry re-subscribes when the broker is back
+        log.warning("group channels not confirmed: %s", error)

@@ -22,7 +22,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -34,9 +34,19 @@ from app.pubsub import PubSub
 from app.services import clocks
 from app.services.event_log import EventLogWriter
 from app.services.game_messages import chat_message, player_message, state_message
+from app.services.watchers import LocalWatchers, Watchers
 from app.storage.games import ChatLine, GameEvent, GameRecord, GameRepo, GameStatus
 
-__all__ = ["MAX_MOVE_BYTES", "Ack", "GameLimits", "Play", "Resumed", "Stale"]
+__all__ = [
+    "LOBBY_FACILITY",
+    "MAX_MOVE_BYTES",
+    "Ack",
+    "GameLimits",
+    "Play",
+    "Resumed",
+    "Stale",
+    "live_game",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +56,7 @@ MAX_WRITE_ATTEMPTS = 8
 MAX_CACHED_GAMES = 10_000
 LOG_CATCH_UP = (0.02, 0.1, 0.3)  # pauses while waiting for a gap in the event log to fill
 _GAME_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # it is part of channel names
+LOBBY_FACILITY = "lobby"  # live games come and go on broadcast:lobby (docs/protocol.md)
 
 
 class Stale(Conflict):
@@ -188,6 +199,7 @@ class Play:
         self.on_finished = on_finished
         self._cache: dict[str, GameRecord] = {}  # last copy written here, by game id
         self._log = EventLogWriter(games.append_events)
+        self.watchers: Watchers = LocalWatchers()  # replaced by RedisWatchers with Redis
 
     # -- starting and reading --------------------------------------------------------------
 
@@ -228,6 +240,7 @@ class Play:
         if inserted:
             self._remember(game)
             await self._status(game.players, "in_game")
+            await self._lobby({"type": "game_live", "game": live_game(game)})
         return game
 
     async def view(self, game_id: str, player: str | None) -> dict[str, Any]:
@@ -547,6 +560,7 @@ class Play:
         await self._announce(saved, rules, now_ms)
         if finished:
             await self._status(saved.players, "online")
+            await self._lobby({"type": "game_over", "game_id": saved.id})
             await self._keep_moves(saved)
             await self._finished(saved)
         return Ack(saved.id, saved.seq, saved.version, saved.result)
@@ -690,25 +704,67 @@ class Play:
             logger.exception("presence not updated for %s", players)
 
     async def _announce(self, game: GameRecord, rules: GameRules, now_ms: int) -> None:
-        """Send each player their own view, on their own channel only (concurrently)."""
+        """Send each player their own view, on their own channel only, and spectators
+        the public view on the game's broadcast channel (all concurrently)."""
+        public = orjson.dumps(self._state(game, rules, None, now_ms=now_ms))
         await asyncio.gather(
             *(
                 self._send(game, self._state(game, rules, player, now_ms=now_ms), [player])
                 for player in game.players
-            )
+            ),
+            self._publish(game.id, "state", public, None),
         )
+
+    async def announce_watchers(self, game_id: str, count: int) -> None:
+        """Send ``{"type":"watchers","game_id","count"}`` to the players and spectators
+        of ``game_id`` (best effort: logged, never raised)."""
+        try:
+            game = self._cache.get(game_id) or await self._games.get(game_id)
+        except PlayhouseError as error:
+            logger.warning("game %s: watchers not sent: %s", game_id, error)
+            return
+        if game is None:
+            return
+        payload = orjson.dumps({"type": "watchers", "game_id": game_id, "count": count})
+        await asyncio.gather(
+            *(self._publish(game_id, "watchers", payload, p) for p in (*game.players, None))
+        )
+
+    async def _lobby(self, message: dict[str, Any]) -> None:
+        """Publish a live-games diff on ``broadcast:lobby`` (best effort)."""
+        try:
+            publisher = self._pubsub.publisher(LOBBY_FACILITY, broadcast=True)
+            await publisher.publish(orjson.dumps(message), expire=0)
+        except Exception:
+            logger.exception("lobby not told: %s", message.get("type"))
 
     async def _send(self, game: GameRecord, message: dict[str, Any], to: Sequence[str]) -> None:
         payload = orjson.dumps(message)
         await asyncio.gather(*(self._publish(game.id, message["type"], payload, p) for p in to))
 
-    async def _publish(self, game_id: str, kind: str, payload: bytes, player: str) -> None:
+    async def _publish(self, game_id: str, kind: str, payload: bytes, player: str | None) -> None:
+        """Publish to ``player``'s channel of the game, or to its spectators' (None)."""
+        if player is None:
+            publisher = self._pubsub.publisher(game_id, broadcast=True)
+        else:
+            publisher = self._pubsub.publisher(game_id, users=[player])
         try:
             # expire=0: a game socket resumes from the event log, not a kept message.
-            await self._pubsub.publisher(game_id, users=[player]).publish(payload, expire=0)
+            await publisher.publish(payload, expire=0)
         except Exception:
-            logger.exception("game %s: %s not sent to %s", game_id, kind, player)
+            logger.exception("game %s: %s not sent to %s", game_id, kind, player or "spectators")
 
 
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
+
+
+def live_game(game: GameRecord) -> dict[str, Any]:
+    """A game in the lobby's live list: ``{game_id, kind, players, url, started_at}``."""
+    return {
+        "game_id": game.id,
+        "kind": game.kind,
+        "players": list(game.players),
+        "url": f"/game/{game.id}",
+        "started_at": game.created_at.astimezone(UTC).isoformat(timespec="milliseconds"),
+    }

@@ -20,9 +20,13 @@ and the two increments leaves that game unrated (never rated twice).
 
 The overall leaderboard (no kind) ranks each player by the **mean** of their
 ratings over the kinds they have played (rounded), with games and results summed
-over those kinds. Leaderboards are sorted in memory (rating, then games, both
-descending, then name): nx-27017 scans instead of using indexes anyway, and the
-number of rated players is small.
+over those kinds. That row is stored per player (``ratings_overall``) and brought up
+to date after both increments of a rated game (:meth:`RatingRepo.sync_overall`: a
+re-aggregation written conditionally, so it never counts a game twice either).
+
+Leaderboards are sorted by the database (rating, then games, both descending, then
+the casefolded name) and cut to the limit there: one indexed sort + limit per board
+on a real mongod (see :mod:`app.storage.ratings` for the indexes).
 """
 
 from __future__ import annotations
@@ -103,21 +107,6 @@ def _row(r: Rating) -> dict[str, Any]:
     }
 
 
-def _overall(ratings: list[Rating]) -> list[dict[str, Any]]:
-    """One row per player: mean rating over kinds played, counts summed."""
-    by_user: dict[str, list[Rating]] = {}
-    for r in ratings:
-        if r.games > 0:
-            by_user.setdefault(r.username, []).append(r)
-    rows = []
-    for name, mine in by_user.items():
-        row = {"username": name, "rating": round(sum(r.rating for r in mine) / len(mine))}
-        for field in ("games", "wins", "draws", "losses"):
-            row[field] = sum(getattr(r, field) for r in mine)
-        rows.append(row)
-    return rows
-
-
 class Ratings:
     """Rating updates on finished games, leaderboards and profiles."""
 
@@ -159,15 +148,16 @@ class Ratings:
         await self._repo.add_result(
             user_key(second), game.kind, delta=-delta, wins=lost, draws=draw, losses=won
         )
+        await self._repo.sync_overall(user_key(first))
+        await self._repo.sync_overall(user_key(second))
 
     async def leaderboard(self, board: Board) -> dict[str, Any]:
         """``{"kind", "players": [{rank, username, rating, games, wins, draws, losses}]}``."""
         if board.kind is None:
-            rows = _overall(await self._repo.everything())
+            top = await self._repo.top_overall(board.limit)
         else:
-            rows = [_row(r) for r in await self._repo.of_kind(board.kind) if r.games > 0]
-        rows.sort(key=lambda r: (-r["rating"], -r["games"], r["username"].casefold()))
-        players = [{"rank": i, **row} for i, row in enumerate(rows[: board.limit], start=1)]
+            top = await self._repo.top(board.kind, board.limit)
+        players = [{"rank": i, **_row(r)} for i, r in enumerate(top, start=1)]
         return {"kind": board.kind or "", "players": players}
 
     async def profile(self, name: str) -> dict[str, Any]:

@@ -14,10 +14,11 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -32,6 +33,7 @@ __all__ = [
     "GameStatus",
     "MongoGames",
     "event_id",
+    "finished_key",
 ]
 
 Doc = dict[str, Any]
@@ -147,6 +149,23 @@ def event_id(game_id: str, seq: int) -> str:
     return f"{game_id}:{seq:08d}"
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def finished_key(at: datetime | str, game_id: str | None = None) -> str:
+    """The history sort key of a game finished at ``at``: ``"<epoch ms, 13 digits>~<game id>"``.
+
+    Stored on a game as ``finished_key`` when it finishes, so that "newest first, then
+    ``_id`` descending" is one indexed field on both servers: a string compares the same
+    on a real mongod and on nx-27017 (which keeps a ``$set`` datetime as a naive string),
+    and nx-27017 cannot index ``_id`` inside a compound index. Without ``game_id`` it is
+    the bound of a bare time: every game finished in that millisecond sorts above it.
+    """
+    ms = (stored_time(at) - _EPOCH) // _MS
+    return f"{ms:013d}" if game_id is None else f"{ms:013d}~{game_id}"
+
+
 @dataclass(frozen=True, slots=True)
 class ChatLine:
     """One in-game chat message, numbered ``n`` from 1 per game."""
@@ -207,6 +226,9 @@ class GameRepo(Protocol):
     async def active_for(self, player: str) -> GameRecord | None:
         """The newest active game of ``player``, if any."""
 
+    async def live(self, *, limit: int = 50) -> list[GameRecord]:
+        """Active games, newest first (``created_at``, then ``_id``, desc), at most ``limit``."""
+
     async def store_moves(self, game_id: str, moves: list[Doc]) -> None:
         """Keep a finished game's move list on the game document."""
 
@@ -219,7 +241,8 @@ class GameRepo(Protocol):
         before: tuple[datetime, str | None] | None = None,
         limit: int,
     ) -> list[tuple[GameRecord, int | None]]:
-        """Finished games of ``player``, newest first (``updated_at``, then ``_id``, desc).
+        """Finished games of ``player``, newest first (``updated_at``, then ``_id``, desc:
+        the order of their stored ``finished_key``).
 
         ``kind`` keeps one game kind; ``outcome`` (``win``/``loss``/``draw``, seen from
         ``player``) one outcome. ``before`` is the cursor ``(updated_at, game_id)`` of the
@@ -240,11 +263,35 @@ class MongoGames:
 
     @guarded
     async def ensure_indexes(self) -> None:
-        """Idempotent; (game_id, seq) unique as well as the ``_id`` it is derived from."""
+        """Idempotent; (game_id, seq) unique as well as the ``_id`` it is derived from.
+
+        History (:meth:`finished_for`) is one equality prefix and one sort key:
+        ``(players, status, finished_key desc)``, and with a kind filter
+        ``(players, kind, status, finished_key desc)``; the first also serves
+        :meth:`active_for` by its ``(players, status)`` prefix. Finished games stored
+        before ``finished_key`` existed get it here (once; later starts find none).
+        nx-27017 matches equality on the *last* field of any index as a plain scalar
+        (no array membership): ``players`` must never end an index, and ``_id`` cannot
+        be in one there at all.
+        """
         await self._events.create_index([("game_id", ASCENDING), ("seq", ASCENDING)], unique=True)
         await self._chat.create_index([("game_id", ASCENDING), ("n", ASCENDING)], unique=True)
-        await self._games.create_index([("players", ASCENDING), ("status", ASCENDING)])
+        await self._games.create_index(
+            [("players", ASCENDING), ("status", ASCENDING), ("finished_key", DESCENDING)]
+        )
+        await self._games.create_index(
+            [
+                ("players", ASCENDING),
+                ("kind", ASCENDING),
+                ("status", ASCENDING),
+                ("finished_key", DESCENDING),
+            ]
+        )
         await self._games.create_index([("status", ASCENDING), ("expires_at", ASCENDING)])
+        unkeyed = {"status": GameStatus.FINISHED.value, "finished_key": {"$exists": False}}
+        async for doc in self._games.find(unkeyed, projection={"updated_at": 1}):
+            key = finished_key(doc["updated_at"], str(doc["_id"]))
+            await self._games.update_one({"_id": doc["_id"]}, {"$set": {"finished_key": key}})
 
     @guarded
     async def create(
@@ -298,6 +345,9 @@ class MongoGames:
         changes = {**fields, "version": expected_version + 1}
         if event is not None:
             changes.update(seq=event.seq, updated_at=event.at, last=event.to_doc())
+        if changes.get("status") == GameStatus.FINISHED.value:
+            at = event.at if event is not None else datetime.now(UTC)
+            changes["finished_key"] = finished_key(at, game_id)  # the history sort key
         doc = await self._games.find_one_and_update(
             {"_id": game_id, "version": expected_version},
             {"$set": changes},
@@ -362,11 +412,23 @@ class MongoGames:
         return GameRecord.from_doc(docs[0]) if docs else None
 
     @guarded
+    async def live(self, *, limit: int = 50) -> list[GameRecord]:
+        # Ordered here from stored_time: nx-27017 may hold times as strings (see finished_for).
+        query = {"status": GameStatus.ACTIVE.value}
+        keys = [
+            (stored_time(d["created_at"]), str(d["_id"]))
+            async for d in self._games.find(query, projection={"created_at": 1})
+        ]
+        keys.sort(reverse=True)
+        page = [game_id for _, game_id in keys[:limit]]
+        docs = {d["_id"]: d async for d in self._games.find({"_id": {"$in": page}, **query})}
+        return [GameRecord.from_doc(docs[i]) for i in page if i in docs]
+
+    @guarded
     async def store_moves(self, game_id: str, moves: list[Doc]) -> None:
         await self._games.update_one({"_id": game_id}, {"$set": {"moves": moves}})
 
-    @guarded
-    async def finished_for(
+    def finished_cursor(
         self,
         player: str,
         *,
@@ -374,7 +436,8 @@ class MongoGames:
         outcome: str | None = None,
         before: tuple[datetime, str | None] | None = None,
         limit: int,
-    ) -> list[tuple[GameRecord, int | None]]:
+    ) -> AsyncCursor[Doc]:
+        """The query of :meth:`finished_for`, not yet run (tests ``explain`` it)."""
         query: Doc = {"players": player, "status": GameStatus.FINISHED.value}
         if kind is not None:
             query["kind"] = kind
@@ -387,28 +450,28 @@ class MongoGames:
             query["result.status"] = "draw"
         elif outcome is not None:
             raise ValueError(f"unknown outcome {outcome!r}")
-        # nx-27017 stores a $set datetime (updated_at) as a string, then matches and sorts
-        # dates against it wrongly: order and cut the page here from (updated_at, _id)
-        # alone, and fetch only that page whole.
-        keys = [
-            (stored_time(d["updated_at"]), str(d["_id"]))
-            async for d in self._games.find(query, projection={"updated_at": 1})
-        ]
-        keys.sort(reverse=True)
         if before is not None:
             at, last_id = before
-            keys = [
-                k
-                for k in keys
-                if k[0] < at or (last_id is not None and k[0] == at and k[1] < last_id)
-            ]
-        page = keys[:limit]
-        docs = {d["_id"]: d async for d in self._games.find({"_id": {"$in": [k[1] for k in page]}})}
+            if last_id is None and at.microsecond % 1000:  # a bare time inside a millisecond:
+                at += timedelta(microseconds=1000 - at.microsecond % 1000)  # that one is older
+            query["finished_key"] = {"$lt": finished_key(at, last_id)}
+        return self._games.find(query).sort("finished_key", DESCENDING).limit(limit)
+
+    @guarded
+    async def finished_for(
+        self,
+        player: str,
+        *,
+        kind: str | None = None,
+        outcome: str | None = None,
+        before: tuple[datetime, str | None] | None = None,
+        limit: int,
+    ) -> list[tuple[GameRecord, int | None]]:
+        cursor = self.finished_cursor(
+            player, kind=kind, outcome=outcome, before=before, limit=limit
+        )
         found: list[tuple[GameRecord, int | None]] = []
-        for _, game_id in page:
-            doc = docs.get(game_id)
-            if doc is None:
-                continue  # deleted in between
+        async for doc in cursor:
             moves = doc.get("moves")
             count = None if moves is None else sum(1 for m in moves if m.get("type") == "move")
             found.append((GameRecord.from_doc(doc), count))  # from_doc reads times as stored_time

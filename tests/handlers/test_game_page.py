@@ -78,10 +78,9 @@ async def test_signed_out_unknown_and_outsiders(
     assert "Page not found" in unknown.body.decode()
 
     carol = await player(http, instance, "carol")
-    outsider = await carol.call("GET", f"/game/{game_id}")
-    assert outsider.code == 403
-    assert "Access denied" in outsider.body.decode()
-    assert 'id="game"' not in outsider.body.decode()
+    outsider = await carol.call("GET", f"/game/{game_id}")  # signed in: a spectator
+    assert outsider.code == 200
+    assert 'data-spectator="yes"' in outsider.body.decode()
 
     bad_id = await alice.call("GET", "/game/not:valid")
     assert bad_id.code == 404

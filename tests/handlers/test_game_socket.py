@@ -14,7 +14,7 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 from tests.conftest import MakeInstance, http_url, ws_url
 from tests.handlers.test_accounts_api import Browser, data
 from tests.handlers.test_games_api import new_game
-from tests.handlers.test_lobby_api import http, message, player, user_socket
+from tests.handlers.test_lobby_api import http, message, user_socket
 from tests.support import RedisProcess
 
 __all__ = ["http"]  # the fixture, re-exported for pytest
@@ -138,16 +138,14 @@ async def test_bad_messages_get_clear_errors_and_store_nothing(
     assert (await alice.move({"cell": 0}))["type"] == "ack"
 
 
-async def test_non_players_cannot_open_a_game_socket(
+async def test_signed_out_visitors_cannot_open_a_game_socket(
     make_instance: MakeInstance, http: AsyncHTTPClient
 ) -> None:
+    """Signed-in outsiders become spectators (tests/handlers/test_spectators.py); the
+    signed-out get a 403 before the upgrade."""
     instance = await make_instance()
     _, _, game_id = await new_game(http, instance)
-    carol = await player(http, instance, "carol")
-    request = HTTPRequest(
-        ws_url(instance, f"/ws/{game_id}?subscribe-user"),
-        headers={"Cookie": carol.cookie_header()},
-    )
+    request = HTTPRequest(ws_url(instance, f"/ws/{game_id}?subscribe-user"))
     with pytest.raises(Exception) as refused:
         await asyncio.wait_for(websocket_connect(request), timeout=5)
     assert getattr(refused.value, "code", None) == 403

@@ -86,7 +86,8 @@ async def test_refused_moves(make_instance: MakeInstance, http: AsyncHTTPClient)
     assert_error(no_xsrf, 403, "xsrf")
 
     outsider = await player(http, instance, "carol")
-    assert_error(await outsider.call("GET", f"/api/games/{game_id}"), 403, "not_a_player")
+    watched = await outsider.call("GET", f"/api/games/{game_id}")  # the public view
+    assert watched.code == 200 and data(watched)["players"] == ["alice", "bob"]
     assert_error(await move(outsider, game_id, 0, 1), 403, "not_a_player")
     assert_error(await alice.call("GET", "/api/games/nosuchgame"), 404, "not_found")
     assert_error(

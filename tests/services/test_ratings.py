@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app.services.ratings import START, K, Ratings, elo_delta
+from app.services.ratings import START, Board, K, Ratings, elo_delta
 from app.services.records import Records
 from app.storage.games import GameRecord, GameStatus, MongoGames
 from app.storage.mongo import MongoStorage
@@ -107,3 +107,74 @@ async def test_draws_and_unrated_games(storage: MongoStorage) -> None:
     await ratings.on_finished(finished("none", None))
     await ratings.on_finished(finished("odd", {"status": "win", "winner": None}))
     assert await standings(storage) == {"Alice": (1200, 1, 0, 1, 0), "bob": (1200, 1, 0, 1, 0)}
+
+
+async def overall(storage: MongoStorage) -> dict[str, tuple[int, ...]]:
+    rows = await MongoRatings(storage.database).top_overall(100)
+    return {r.username: (r.rating, r.games, r.wins, r.draws, r.losses) for r in rows}
+
+
+async def test_overall_rows_follow_concurrent_games_exactly(storage: MongoStorage) -> None:
+    """Games of one player finishing together on two instances, in several kinds: the
+    overall row is the mean of the kind ratings with the counts summed, nothing twice."""
+    one, two = service(storage), service(storage)
+    games = [
+        finished(f"g{n}", win("alice") if n % 3 else DRAW, players=("alice", f"p{n % 4}"), kind=k)
+        for n, k in enumerate(["tictactoe", "connect4", "rps"] * 4)
+    ]
+    await asyncio.gather(*(s.on_finished(g) for g in games for s in (one, two)))
+    repo = MongoRatings(storage.database)
+    alices = [r for r in await repo.of_user("alice") if r.games]
+    assert len(alices) == 3 and sum(r.games for r in alices) == 12
+    got = await overall(storage)
+    assert got["alice"] == (
+        round(sum(r.rating for r in alices) / 3),
+        12,
+        sum(r.wins for r in alices),
+        sum(r.draws for r in alices),
+        sum(r.losses for r in alices),
+    )
+    for name in ("p0", "p1", "p2", "p3"):
+        theirs = [r for r in await repo.of_user(name) if r.games]
+        assert got[name][0] == round(sum(r.rating for r in theirs) / len(theirs))
+        assert got[name][1] == sum(r.games for r in theirs) == 3
+
+
+async def test_leaderboard_order_limit_and_backfill(storage: MongoStorage) -> None:
+    """The database sorts (rating, games desc, then name without case) and cuts; overall
+    rows missing from an older database are built at start-up."""
+    db = storage.database
+    rows = [
+        ("Zed", 1250, 3),
+        ("amy", 1250, 3),
+        ("Bob", 1250, 5),
+        ("cat", 1300, 1),
+        ("dan", 1200, 0),
+    ]
+    await db["ratings"].insert_many(
+        [
+            {
+                "_id": f"{name.casefold()}|connect4",
+                "user": name.casefold(),
+                "username": name,
+                "kind": "connect4",
+                "rating": rating,
+                "games": games,
+                "wins": games,
+                "draws": 0,
+                "losses": 0,
+            }
+            for name, rating, games in rows
+        ]
+    )
+    ratings = service(storage)
+    await MongoRatings(db).ensure_indexes()
+    board = await ratings.leaderboard(Board("connect4", 50))
+    names = ["cat", "Bob", "amy", "Zed"]  # dan has no games
+    assert [p["username"] for p in board["players"]] == names
+    assert [p["rank"] for p in board["players"]] == [1, 2, 3, 4]
+    top = await ratings.leaderboard(Board(None, 3))
+    assert top["kind"] == "" and [p["username"] for p in top["players"]] == names[:3]
+    assert top["players"][1] == {
+        "rank": 2, "username": "Bob", "rating": 1250, "games": 5, "wins": 5, "draws": 0, "losses": 0
+    }  # fmt: skip
