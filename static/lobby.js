@@ -119,6 +119,7 @@
             currentLink: document.getElementById('current-game-link'),
             currentText: document.querySelector('#current-game .current-game-text'),
             connection: document.getElementById('lobby-connection'),
+            guildFilter: document.getElementById('guild-filter'),
         };
         const state = {
             received: [],
@@ -128,6 +129,10 @@
             players: new Map(), // name -> {status, li, select, button}
             challenges: null,   // id -> {challenge, li, countdown}: the board's
             skew: 0,            // server clock minus ours, in ms (only when it matters)
+            // The guild whose members alone are listed ('' = everyone; ?guild= on the page
+            // URL), and those members, lower-cased (null = everyone).
+            guild: new URLSearchParams(window.location.search).get('guild') || '',
+            members: null,
         };
         window.playhouseLobby = state;
         const challenges = window.PlayhouseChallenges.board({
@@ -251,6 +256,9 @@
             if (same(name, state.me)) {
                 return;  // not challengeable; the header says who you are
             }
+            if (state.members !== null && !state.members.has(name.toLowerCase())) {
+                status = 'offline';  // not in the chosen guild: not listed
+            }
             let row = state.players.get(name);
             if (status === 'offline' || !STATUS_TEXT[status]) {
                 if (row) {
@@ -298,8 +306,30 @@
                 : 'You are in a game.';
         }
 
+        function renderGuildFilter(mine) {
+            const select = els.guildFilter;
+            const names = Array.isArray(mine) ? mine.filter((g) => typeof g === 'string') : [];
+            if (state.guild && !names.some((g) => same(g, state.guild))) {
+                names.push(state.guild);  // from the URL: a guild I am not in
+            }
+            const wanted = ['', ...names];
+            const have = [...select.options].map((o) => o.value);
+            if (wanted.join('\n') !== have.join('\n')) {
+                select.replaceChildren(...wanted.map((g) => {
+                    const option = el('option', null, g ? 'Guild: ' + g : 'Everyone');
+                    option.value = g;
+                    return option;
+                }));
+            }
+            select.value = wanted.find((g) => same(g, state.guild)) || '';
+            select.closest('label').hidden = wanted.length < 2;
+        }
+
         function applySnapshot(data) {
             state.me = data.me;
+            state.members = Array.isArray(data.guild_members)
+                ? new Set(data.guild_members.map((m) => String(m).toLowerCase())) : null;
+            renderGuildFilter(data.my_guilds);
             if (Array.isArray(data.games) && data.games.length !== state.games.length) {
                 state.games = data.games;
                 renderCatalogue();
@@ -330,12 +360,18 @@
             clearTimeout(retryTimer);
             let data;
             try {
-                const reply = await fetch('/api/lobby', {
+                const query = state.guild ? '?guild=' + encodeURIComponent(state.guild) : '';
+                const reply = await fetch('/api/lobby' + query, {
                     credentials: 'same-origin',
                     headers: {'Accept': 'application/json'},
                 });
                 if (reply.status === 401) {
                     window.location.assign('/login?next=%2F');
+                    return;
+                }
+                if (reply.status === 404 && state.guild) {
+                    state.guild = '';  // that guild is gone: everyone again
+                    refresh();
                     return;
                 }
                 if (!reply.ok) {
@@ -398,6 +434,18 @@
                 handle(msg, false);
             }
         }
+
+        els.guildFilter.addEventListener('change', () => {
+            state.guild = els.guildFilter.value;
+            const url = new URL(window.location.href);
+            if (state.guild) {
+                url.searchParams.set('guild', state.guild);
+            } else {
+                url.searchParams.delete('guild');
+            }
+            window.history.replaceState(null, '', url);
+            refresh();
+        });
 
         refresh().then(() => {
             state.client = new window.WS4Redis({

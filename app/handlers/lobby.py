@@ -30,8 +30,8 @@ class LobbyApi(ApiHandler):
         me = self.viewer().username
         online = await self.web.presence.online()
         guild = self.get_query_argument("guild", "").strip()
-        if guild:
-            members = set(await self.web.guilds.members(guild))
+        members = await self.web.guilds.members(guild) if guild else None
+        if members is not None:
             online = {name: status for name, status in online.items() if name in members}
         players = [{"username": name, "status": online[name]} for name in sorted(online)]
         challenges = await self.web.lobby.pending(me)
@@ -46,6 +46,8 @@ class LobbyApi(ApiHandler):
                 "current_game": current,
                 "live_games": live,
                 "guild": guild or None,
+                "guild_members": members,
+                "my_guilds": await self.web.guilds.groups_of(me),
             }
         )
 

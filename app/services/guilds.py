@@ -155,6 +155,10 @@ class Guilds:
             "me": {"member": member, "owner": owner, "pending": pending},
         }
 
+    async def groups_of(self, user: str) -> list[str]:
+        """The guilds ``user`` belongs to, by name."""
+        return sorted(await self._repo.groups_of(user.casefold()), key=str.casefold)
+
     async def members(self, name: str) -> list[str]:
         """Usernames of guild ``name`` (lobby filter)."""
         guild = await self._guild(name)

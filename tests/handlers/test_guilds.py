@@ -320,5 +320,9 @@ async def test_lobby_filters_players_by_guild(started: Any, http: AsyncHTTPClien
     filtered = data(await alice.call("GET", "/api/lobby?guild=knights"))
     assert [p["username"] for p in filtered["online"]] == ["alice", "bob"]
     assert filtered["guild"] == "knights"
+    assert sorted(filtered["guild_members"]) == ["alice", "bob"]  # online or not
+    assert filtered["my_guilds"] == ["Knights"]
+    everyone = data(await eve.call("GET", "/api/lobby"))
+    assert (everyone["guild_members"], everyone["my_guilds"]) == (None, [])
     assert_error(await alice.call("GET", "/api/lobby?guild=Nobody"), 404, "no_guild")
     assert len(sockets) == 3
