@@ -2,7 +2,10 @@
  * Playhouse challenges: the parts of the challenge flow shared by the lobby and
  * the guild page. `window.PlayhouseChallenges` offers
  *
- *   util: {el, same, post, clock}          small DOM / HTTP helpers (text only, never markup)
+ *   util: {el, same, post, clock, feedback}  small DOM / HTTP helpers (text only, never markup)
+ *
+ * feedback(errorEl, newsEl) → {error(text), clearError(), news(text)}: a page's
+ * role="alert" error line (hidden again after 15 s) and status line (after 10 s).
  *   board(options)                         the "Challenges for you" / "Your challenges" lists
  *
  * board({incoming, outgoing, me, title, skew, error, clearError, news, go}):
@@ -283,8 +286,37 @@
         };
     }
 
+    const NEWS_MS = 10000;
+    const ERROR_MS = 15000;
+
+    function feedback(errorEl, newsEl) {
+        let errorTimer = null;
+        let newsTimer = null;
+
+        function clearError() {
+            errorEl.hidden = true;
+            errorEl.textContent = '';
+        }
+
+        return {
+            error(message) {
+                errorEl.textContent = message || 'Something went wrong.';
+                errorEl.hidden = false;
+                clearTimeout(errorTimer);
+                errorTimer = setTimeout(clearError, ERROR_MS);
+            },
+            clearError: clearError,
+            news(text) {
+                newsEl.textContent = text;
+                newsEl.hidden = false;
+                clearTimeout(newsTimer);
+                newsTimer = setTimeout(() => { newsEl.hidden = true; }, NEWS_MS);
+            },
+        };
+    }
+
     window.PlayhouseChallenges = {
-        util: {el: el, same: same, post: post, clock: clock},
+        util: {el: el, same: same, post: post, clock: clock, feedback: feedback},
         board: board,
     };
 }());

@@ -24,8 +24,6 @@
 
     const GUILD_URI = '/ws/guild?subscribe-user&subscribe-group';
     const LOBBY_URI = '/ws/lobby?subscribe-broadcast&subscribe-user';
-    const NEWS_MS = 10000;
-    const ERROR_MS = 15000;
     const RETRY_MS = 3000;
     const MAX_CHAT = 200;
     const STATUS_TEXT = {online: 'online', in_game: 'in game', offline: 'offline'};
@@ -35,7 +33,7 @@
         if (!root || !window.PlayhouseChallenges) {
             return;
         }
-        const {el, same, post} = window.PlayhouseChallenges.util;
+        const {el, same, post, feedback} = window.PlayhouseChallenges.util;
         const guild = root.dataset.guild;
         const api = '/api/guilds/' + encodeURIComponent(guild);
         const byId = (id) => document.getElementById(id);
@@ -77,31 +75,10 @@
         let lobbySeq = 0;
         let lobbyBuffer = null;  // lobby messages received while GET /api/lobby loads
         let chatSeq = 0;
-        let newsTimer = null;
-        let errorTimer = null;
         let retryTimer = null;
         let navigating = false;
 
-        /* -- Feedback -- */
-
-        function showError(message) {
-            els.error.textContent = message || 'Something went wrong.';
-            els.error.hidden = false;
-            clearTimeout(errorTimer);
-            errorTimer = setTimeout(clearError, ERROR_MS);
-        }
-
-        function clearError() {
-            els.error.hidden = true;
-            els.error.textContent = '';
-        }
-
-        function showNews(text) {
-            els.news.textContent = text;
-            els.news.hidden = false;
-            clearTimeout(newsTimer);
-            newsTimer = setTimeout(() => { els.news.hidden = true; }, NEWS_MS);
-        }
+        const {error: showError, clearError, news: showNews} = feedback(els.error, els.news);
 
         function setConnection(which, name) {
             state.connection[which] = name;

@@ -22,14 +22,12 @@
     'use strict';
 
     const LOBBY_URI = '/ws/lobby?subscribe-broadcast&subscribe-user';
-    const NEWS_MS = 10000;
-    const ERROR_MS = 15000;
     const RETRY_MS = 3000;
     const STATUS_TEXT = {online: 'online', in_game: 'in game'};
     const CONNECTION_STATES = ['connecting', 'connected', 'disconnected'];
 
     // Shared helpers (static/challenges.js, loaded first): text only, never markup.
-    const {el, same, post} = window.PlayhouseChallenges.util;
+    const {el, same, post, feedback} = window.PlayhouseChallenges.util;
 
     /* ---- Live games: a self-contained panel (GET /api/lobby live_games + diffs) ---- */
 
@@ -121,6 +119,7 @@
             connection: document.getElementById('lobby-connection'),
             guildFilter: document.getElementById('guild-filter'),
         };
+        const {error: showError, clearError, news: showNews} = feedback(els.error, els.news);
         const state = {
             received: [],
             client: null,
@@ -151,30 +150,7 @@
         let loadSeq = 0;
         let buffer = null;      // messages received while a snapshot loads
         let retryTimer = null;
-        let newsTimer = null;
-        let errorTimer = null;
         let navigating = false;
-
-        /* -- Feedback -- */
-
-        function showError(message) {
-            els.error.textContent = message || 'Something went wrong.';
-            els.error.hidden = false;
-            clearTimeout(errorTimer);
-            errorTimer = setTimeout(clearError, ERROR_MS);
-        }
-
-        function clearError() {
-            els.error.hidden = true;
-            els.error.textContent = '';
-        }
-
-        function showNews(text) {
-            els.news.textContent = text;
-            els.news.hidden = false;
-            clearTimeout(newsTimer);
-            newsTimer = setTimeout(() => { els.news.hidden = true; }, NEWS_MS);
-        }
 
         function setConnection(name) {
             els.connection.textContent = name;
