@@ -82,7 +82,7 @@ def make_app(settings: Settings, deps: Deps) -> tornado.web.Application:
         subscribe_timeout=settings.redis.timeout,
         presence=deps.presence,
         background=background,
-        games=GameSockets(deps.play, deps.games, background, deps.metrics),
+        games=GameSockets(deps.play, deps.games, background, deps.metrics, watchers=deps.watchers),
     )
     web = {
         "web": WebContext(

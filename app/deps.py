@@ -64,6 +64,7 @@ class Deps:
     play: Play
     presence: Presence
     ratings: Ratings
+    watchers: Watchers
     guilds: Guilds
     draining: bool = field(default=False)
 
@@ -230,7 +231,6 @@ async def build_deps(settings: Settings, *, mongo_url: str) -> Deps:
     play = Play(games, pubsub, limits=limits, on_status=control.set_status)
     ratings = Ratings(rating_repo, records=Records(games=games, users=storage.users))
     play.on_finished = ratings.on_finished
-    play.watchers = _make_watchers(settings, broker)
     return Deps(
         instance_id=instance_name(settings),
         cookie_secret=settings.server.cookie_secret or secrets.token_urlsafe(32),
@@ -252,6 +252,7 @@ async def build_deps(settings: Settings, *, mongo_url: str) -> Deps:
         lobby=Lobby(challenges, play, pubsub, find_user=find_user),
         presence=presence,
         ratings=ratings,
+        watchers=_make_watchers(settings, broker),
         guilds=Guilds(
             guild_repo,
             pubsub,

@@ -10,9 +10,9 @@ A signed-in user who does not play the game gets a read-only *spectator*
 socket: subscribed to the game's public channel ``broadcast:<game_id>`` only
 (whatever its flags), ``resume`` answered with the public state, every other
 command refused with the code ``spectator``. Each instance counts its
-spectators per game as distinct usernames and reports changes to
-:attr:`Play.watchers`; the total goes to players and spectators as a
-``watchers`` message.
+spectators per game as distinct usernames and reports changes to a
+:class:`~app.services.watchers.Watchers`; the total goes to players and
+spectators as a ``watchers`` message.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from app.protocol import (
 )
 from app.pubsub import ChannelNames
 from app.services.play import Ack, Play, Stale
+from app.services.watchers import LocalWatchers, Watchers
 from app.storage.games import GameRepo
 from app.types import Identity
 
@@ -73,8 +74,10 @@ class GameSockets:
         games: GameRepo,
         background: set[asyncio.Task[None]],
         metrics: Metrics | None = None,
+        watchers: Watchers | None = None,
     ) -> None:
         self.play = play
+        self.watchers: Watchers = watchers or LocalWatchers()
         self.metrics = metrics
         self._games = games
         self._background = background
@@ -134,7 +137,7 @@ class GameSockets:
         try:
             while game_id in self._dirty:
                 self._dirty.discard(game_id)
-                total = await play.watchers.update(game_id, self.watchers_here(game_id))
+                total = await self.watchers.update(game_id, self.watchers_here(game_id))
                 await play.announce_watchers(game_id, total)
         finally:
             self._syncing.discard(game_id)
@@ -327,7 +330,7 @@ class GameSocket:
         return {"type": "resumed", "id": command.id, "seq": seq, "chat": command.chat_since}
 
     async def _watchers(self) -> bytes:
-        count = await self._hub.play.watchers.total(self.game_id)
+        count = await self._hub.watchers.total(self.game_id)
         return orjson.dumps({"type": "watchers", "game_id": self.game_id, "count": count})
 
 

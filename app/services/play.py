@@ -34,7 +34,6 @@ from app.pubsub import PubSub
 from app.services import clocks
 from app.services.event_log import EventLogWriter
 from app.services.game_messages import chat_message, player_message, state_message
-from app.services.watchers import LocalWatchers, Watchers
 from app.storage.games import ChatLine, GameEvent, GameRecord, GameRepo, GameStatus
 
 __all__ = [
@@ -199,7 +198,6 @@ class Play:
         self.on_finished = on_finished
         self._cache: dict[str, GameRecord] = {}  # last copy written here, by game id
         self._log = EventLogWriter(games.append_events)
-        self.watchers: Watchers = LocalWatchers()  # replaced by RedisWatchers with Redis
 
     # -- starting and reading --------------------------------------------------------------
 
