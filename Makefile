@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip -q --disable-pip-version-check
 APT_UPDATED := /tmp/.playhouse-apt-updated
 
-.PHONY: run test lint format typecheck bench bench-quick system-test-deps clean
+.PHONY: run test lint format typecheck bench bench-quick cluster service-deps system-test-deps clean
 
 $(VENV)/.run-installed: requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,11 +22,20 @@ $(VENV)/.dev-installed: requirements-dev.lock tests/requirements-interop.txt
 run: $(VENV)/.run-installed
 	$(PY) server.py
 
-# Debian packages the tests drive: redis-server (killed and restarted by tests),
-# chromium (Playwright cannot download browsers here), npm for jQuery.
-system-test-deps:
+# Debian packages the cluster and the tests drive: redis-server (killed and restarted
+# by tests), nginx (in front of several instances), chromium (Playwright cannot
+# download browsers here), npm for jQuery.
+service-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v nginx >/dev/null || test -x /usr/sbin/nginx || missing="$$missing nginx"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+system-test-deps: service-deps
+	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
@@ -46,6 +55,11 @@ lint: $(VENV)/.dev-installed
 format: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# Redis, the MongoDB server, N instances (N=2) and nginx on free ports; Ctrl-C stops them.
+N ?= 2
+cluster: $(VENV)/.run-installed service-deps
+	$(PY) -m deploy.cluster --instances $(N)
 
 bench: $(VENV)/.dev-installed system-test-deps
 	$(PY) -m bench

@@ -155,6 +155,7 @@ def make_app(settings: Settings, deps: Deps) -> tornado.web.Application:
         template_path=str(ROOT / "templates"),
         static_path=str(ROOT / "static"),
         cookie_secret=deps.cookie_secret,
+        instance_id=deps.instance_id,
         xsrf_cookies=True,
         debug=settings.server.debug,
         # Pings run in one sweep for all sockets (ConnectionSet.run_pings).

@@ -123,6 +123,7 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Referrer-Policy", "same-origin")
         self.set_header("X-Frame-Options", "DENY")
+        set_instance_header(self)
 
     def write_json(self, body: Any, *, status: int = 200) -> None:
         self.set_status(status)
@@ -177,3 +178,13 @@ class JsonHandler(BaseHandler):
         if not isinstance(data, dict):
             raise BadRequest("body must be a JSON object", code="bad_json")
         return data
+
+
+INSTANCE_HEADER = "X-Playhouse-Instance"
+
+
+def set_instance_header(handler: tornado.web.RequestHandler) -> None:
+    """Name the instance that answered (which one nginx picked; for operators and tests)."""
+    instance = handler.application.settings.get("instance_id")
+    if instance:
+        handler.set_header(INSTANCE_HEADER, instance)

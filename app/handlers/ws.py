@@ -24,7 +24,7 @@ from app.channel_policy import (
 )
 from app.connections import Connection, ConnectionSet
 from app.errors import BrokerUnavailable, Forbidden, PlayhouseError, ProtocolError
-from app.handlers.base import http_status, ws_close_code
+from app.handlers.base import http_status, set_instance_header, ws_close_code
 from app.handlers.game_socket import GameSocket, GameSockets
 from app.metrics import Metrics
 from app.presence import Presence
@@ -78,6 +78,9 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
 
     def initialize(self, ctx: WsContext) -> None:
         self.ctx = ctx
+
+    def set_default_headers(self) -> None:
+        set_instance_header(self)
 
     async def prepare(self) -> None:
         facility = self.path_args[0] if self.path_args else ""
