@@ -70,6 +70,10 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
 def make_app(settings: Settings, deps: Deps) -> tornado.web.Application:
     """The Tornado application for ``settings`` over already-started ``deps``."""
     background: set[asyncio.Task[None]] = set()
+    games = GameSockets(deps.play, deps.games, background, deps.metrics, watchers=deps.watchers)
+    # A player marked away by one instance is marked back by any other holding their socket.
+    games.on_away = deps.control.game_left
+    deps.control.on_game_left = games.recheck
     ws = WsContext(
         pubsub=deps.pubsub,
         policy=deps.policy,
@@ -82,7 +86,7 @@ def make_app(settings: Settings, deps: Deps) -> tornado.web.Application:
         subscribe_timeout=settings.redis.timeout,
         presence=deps.presence,
         background=background,
-        games=GameSockets(deps.play, deps.games, background, deps.metrics, watchers=deps.watchers),
+        games=games,
     )
     web = {
         "web": WebContext(

@@ -1,6 +1,7 @@
 """Instance-to-instance control messages over the broker: close a session's sockets,
 set a player's presence status where their sockets are, re-plan a user's group
-channels after a guild membership change.
+channels after a guild membership change, and re-check a player marked away from a
+game where they still have a socket.
 
 The channel name cannot collide with ws4redis channels, which all start with
 ``broadcast:``, ``user:``, ``group:`` or ``session:`` after the prefix.
@@ -36,6 +37,8 @@ class ControlChannel:
         # Set by the wiring: a user's current groups, read when a regroup arrives.
         self.groups_of: Callable[[str], Awaitable[tuple[str, ...]]] | None = None
         self._regrouping = asyncio.Lock()
+        # Set by the wiring: "is (game, player) still connected here? then say so".
+        self.on_game_left: Callable[[str, str], None] | None = None
 
     async def start(self) -> None:
         for ready in self._pubsub.registry.attach(self, [self.channel]):
@@ -63,6 +66,12 @@ class ControlChannel:
         message = orjson.dumps({"op": "regroup", "user": user})
         await self._pubsub.publish([self.channel], message, expire=0)
 
+    async def game_left(self, game_id: str, player: str) -> None:
+        """``player``'s last game socket on one instance closed and they were marked away:
+        every instance that still holds one of their sockets marks them back."""
+        message = orjson.dumps({"op": "game_left", "game": game_id, "player": player})
+        await self._pubsub.publish([self.channel], message, expire=0)
+
     async def _apply_regroup(self, user: str) -> None:
         if self.groups_of is None:
             return
@@ -85,6 +94,8 @@ class ControlChannel:
                     self._spawn(self._presence.set_status(str(user), op["status"]))
             elif op.get("op") == "regroup":
                 self._spawn(self._apply_regroup(str(op["user"])))
+            elif op.get("op") == "game_left" and self.on_game_left is not None:
+                self.on_game_left(str(op["game"]), str(op["player"]))
         except (orjson.JSONDecodeError, KeyError, AttributeError, TypeError):
             log.warning("ignored malformed control message")
 

@@ -21,7 +21,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import orjson
@@ -81,7 +81,12 @@ class GameSockets:
         self.metrics = metrics
         self._games = games
         self._background = background
-        self._open: dict[tuple[str, str], int] = {}
+        self._open: dict[tuple[str, str], int] = {}  # (game, player) -> sockets here
+        self._away_syncing: set[tuple[str, str]] = set()  # absences being written
+        self._away_dirty: set[tuple[str, str]] = set()  # changed while being written
+        # Called after a player's last socket here closed and they were marked away, so
+        # other instances holding a socket of theirs can say they are still there.
+        self.on_away: Callable[[str, str], Awaitable[None]] | None = None
         self._watching: dict[str, dict[str, int]] = {}  # game -> spectator -> sockets here
         self._syncing: set[str] = set()  # games whose count is being reported
         self._dirty: set[str] = set()  # games whose count changed while being reported
@@ -146,7 +151,7 @@ class GameSockets:
         key = (game_id, player)
         self._open[key] = self._open.get(key, 0) + 1
         if self._open[key] == 1:
-            self.spawn(self.play.set_away(game_id, player, away=False))
+            self._presence_changed(key)
 
     def closed(self, game_id: str, player: str) -> None:
         key = (game_id, player)
@@ -155,7 +160,35 @@ class GameSockets:
             self._open[key] = left
             return
         self._open.pop(key, None)
-        self.spawn(self.play.set_away(game_id, player, away=True))
+        self._presence_changed(key)
+
+    def recheck(self, game_id: str, player: str) -> None:
+        """Another instance marked ``player`` away: if they still have a socket here,
+        write them back (their socket on this instance is open, so they are not away)."""
+        key = (game_id, player)
+        if key in self._open:
+            self._presence_changed(key)
+
+    def _presence_changed(self, key: tuple[str, str]) -> None:
+        """Write the player's absence as this instance sees it; one writer per key at a
+        time, always ending on the latest local state (an open and a close in quick
+        succession cannot be stored in the wrong order)."""
+        self._away_dirty.add(key)
+        if key not in self._away_syncing:
+            self._away_syncing.add(key)
+            self.spawn(self._sync_away(key))
+
+    async def _sync_away(self, key: tuple[str, str]) -> None:
+        game_id, player = key
+        try:
+            while key in self._away_dirty:
+                self._away_dirty.discard(key)
+                away = key not in self._open
+                await self.play.set_away(game_id, player, away=away)
+                if away and self.on_away is not None:
+                    await self.on_away(game_id, player)
+        finally:
+            self._away_syncing.discard(key)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(_logged(coro))

@@ -307,3 +307,40 @@ async def test_coming_back_in_time_cancels_the_forfeit(
     assert await away() == set()
     assert (await alice.move({"cell": 0}))["type"] == "ack"
     assert (await back.state_at(1))["away"] == {}
+
+
+async def test_a_socket_left_on_another_instance_keeps_the_player_present(
+    make_instance: MakeInstance, redis_server: RedisProcess, http: AsyncHTTPClient
+) -> None:
+    """bob has the game open on two instances and closes one: the instance that saw him
+    go marks him away, the other (still holding his socket) marks him back at once, so he
+    never forfeits while a socket of his is open."""
+    shared = {
+        "redis.url": redis_server.url,
+        "server.cookie_secret": "one-secret-for-both",
+        "games.abandon_seconds": 1.0,
+        "games.sweep_interval": 0.05,
+    }
+    first = await make_instance(**shared)
+    second = await make_instance(**shared)
+    alice_b, bob_b, game_id = await new_game(http, first)
+    alice, _ = await GameClient.open(alice_b, "alice", game_id)
+    bob_here, _ = await GameClient.open(bob_b, "bob", game_id)
+    elsewhere = Browser(http, second)
+    elsewhere.cookies = dict(bob_b.cookies)
+    bob_there, _ = await GameClient.open(elsewhere, "bob", game_id)
+
+    bob_here.conn.close()
+    seen = []
+    while len(seen) < 2:  # gone (from the first instance), then back (from the second)
+        got = await alice.next()
+        if got["type"] == "player":
+            seen.append((got["player"], got["connected"]))
+    assert seen == [("bob", False), ("bob", True)]
+    games = first.deps.games  # type: ignore[union-attr]
+    stored = await games.get(game_id)
+    assert stored is not None and stored.away == {}
+    # No absence stored, so no forfeit deadline: the game goes on on bob's other socket.
+    assert (await alice.move({"cell": 0}))["type"] == "ack"
+    assert (await bob_there.state_at(1))["status"] == "active"
+    assert (await bob_there.move({"cell": 4}))["type"] == "ack"
