@@ -22,6 +22,7 @@ from app.handlers.auth import (
     RegisterPage,
     XsrfApi,
 )
+from app.handlers.base import RequestsInFlight
 from app.handlers.context import WebContext
 from app.handlers.game_socket import GameSockets
 from app.handlers.games import CatalogueApi, ChatApi, DrawApi, GameApi, MoveApi, ResignApi
@@ -160,6 +161,7 @@ def make_app(settings: Settings, deps: Deps) -> tornado.web.Application:
         static_path=str(ROOT / "static"),
         cookie_secret=deps.cookie_secret,
         instance_id=deps.instance_id,
+        in_flight=RequestsInFlight(),
         xsrf_cookies=True,
         debug=settings.server.debug,
         # Pings run in one sweep for all sockets (ConnectionSet.run_pings).

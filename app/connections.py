@@ -51,6 +51,8 @@ class Connection:
         "_stream",
         "active",
         "alive",
+        "busy",
+        "draining",
         "echo_filter",
         "held",
         "on_regroup",
@@ -83,6 +85,8 @@ class Connection:
         # the client sees the replay first and never a live message twice.
         self.held: list[tuple[bytes, bytes]] | None = None
         self.alive = True  # a pong or message arrived since the last ping
+        self.busy = 0  # client frames being handled (a move being written, say)
+        self.draining = False  # close with 1001 as soon as it is not busy
         self.pinged_at = 0.0
         self.session_key: str | None = None
         self.username: str | None = None
@@ -132,6 +136,12 @@ class Connection:
         """Send one text message outside the fan-out path (replays, heartbeats)."""
         payload = text.encode()
         self.deliver(encode_frame(payload), payload)
+
+    def done_with_frame(self) -> None:
+        """One client frame handled; a draining socket closes once none is left."""
+        self.busy -= 1
+        if self.busy == 0 and self.draining:
+            self.close(CLOSE_GOING_AWAY, "server shutting down")
 
     def close(self, code: int, reason: str) -> None:
         if self.open:
@@ -241,12 +251,19 @@ class ConnectionSet:
                 on_timeout(aborted)
 
     async def drain(self, *, deadline: float) -> bool:
-        """Close every socket with 1001 and wait until gone or ``deadline`` seconds."""
+        """Close every socket with 1001 and wait until gone or ``deadline`` seconds.
+
+        A socket whose frame is being handled (a move being written) closes right after
+        its answer is sent, so an acknowledged move is acknowledged to the client.
+        """
         self._emptied = asyncio.Event()
         if not self._all:
             return True
         for conn in tuple(self._all):
-            conn.close(CLOSE_GOING_AWAY, "server shutting down")
+            if conn.busy:
+                conn.draining = True
+            else:
+                conn.close(CLOSE_GOING_AWAY, "server shutting down")
         try:
             await asyncio.wait_for(self._emptied.wait(), deadline)
         except TimeoutError:

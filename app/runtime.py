@@ -17,6 +17,7 @@ from app import make_app
 from app.config import Settings
 from app.deps import Deps, build_deps
 from app.errors import PlayhouseError
+from app.handlers.base import RequestsInFlight
 from app.mongo_server import EmbeddedMongo
 
 __all__ = ["Instance"]
@@ -44,6 +45,7 @@ class Instance:
         self._server: tornado.httpserver.HTTPServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._embedded: EmbeddedMongo | None = None
+        self._in_flight = RequestsInFlight()
         self._stopping = False
 
     async def start(self, *, sockets: list[socket.socket] | None = None) -> None:
@@ -61,6 +63,7 @@ class Instance:
             mongo_url = self._embedded.url
         self.deps = deps = await build_deps(settings, mongo_url=mongo_url)
         app = make_app(settings, deps)
+        self._in_flight = app.settings["in_flight"]
         self._server = tornado.httpserver.HTTPServer(app, xheaders=settings.server.xheaders)
         if sockets is None:
             sockets = tornado.netutil.bind_sockets(settings.server.port, settings.server.host)
@@ -138,13 +141,20 @@ class Instance:
                 failing = False
 
     async def drain(self) -> bool:
-        """Fail readiness, stop accepting, close sockets with 1001; True if all closed."""
+        """Fail readiness, stop accepting, close sockets with 1001 once their frame in hand
+        is answered, and let HTTP requests in flight finish; True if all that happened
+        within ``server.drain_seconds``."""
         assert self.deps is not None
         self.deps.draining = True
         if self._server is not None:
             self._server.stop()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.server.drain_seconds
         closed = await self.deps.connections.drain(deadline=self.settings.server.drain_seconds)
-        return closed
+        answered = await self._in_flight.wait_idle(deadline - loop.time())
+        if not answered:
+            log.warning("drain deadline passed with %d requests in flight", self._in_flight.count)
+        return closed and answered
 
     async def stop(self) -> None:
         """Stop tasks and close dependencies (after :meth:`drain` for a clean exit)."""

@@ -3,6 +3,7 @@ from our errors to HTTP status codes and WebSocket close codes."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -92,10 +93,50 @@ class Viewer:
     session_id: str
 
 
+class RequestsInFlight:
+    """How many HTTP requests are being handled, so a drain can wait for them to end."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def started(self) -> None:
+        self.count += 1
+        self._idle.clear()
+
+    def ended(self) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self._idle.set()
+
+    async def wait_idle(self, within: float) -> bool:
+        """True once no request is in flight; False if ``within`` seconds pass first."""
+        if self.count == 0:
+            return True
+        try:
+            await asyncio.wait_for(self._idle.wait(), max(0.0, within))
+        except TimeoutError:
+            return False
+        return True
+
+
 class BaseHandler(tornado.web.RequestHandler):
     """Session cookie handling and error pages; never a traceback to the client."""
 
     current_user: Viewer | None
+
+    async def _execute(self, *args: Any, **kwargs: Any) -> None:
+        # Counted from start to end, so a draining instance answers what it accepted.
+        tracker: RequestsInFlight | None = self.application.settings.get("in_flight")
+        if tracker is None:
+            await super()._execute(*args, **kwargs)
+            return
+        tracker.started()
+        try:
+            await super()._execute(*args, **kwargs)
+        finally:
+            tracker.ended()
 
     def session_id(self) -> str | None:
         """The session id from the signed cookie, if the signature holds."""

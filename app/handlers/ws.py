@@ -194,6 +194,14 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
         if conn is None:
             return
         conn.alive = True
+        conn.busy += 1
+        try:
+            await self._handle(conn, message)
+        finally:
+            conn.done_with_frame()
+
+    async def _handle(self, conn: Connection, message: str | bytes) -> None:
+        ctx = self.ctx
         if isinstance(message, bytes):
             self._refuse(conn, ProtocolError("binary frames are not supported", code="binary"))
             return
