@@ -18,6 +18,7 @@ from typing import Any
 
 from bench import procs
 from bench.challenge import challenge
+from bench.cluster import cluster_scenario
 from bench.login import login
 from bench.records import records
 from bench.relay import relay
@@ -257,4 +258,5 @@ SCENARIOS: dict[str, Callable[[bool], str]] = {
     "challenge": challenge,
     "relay": relay,
     "records": records,
+    "cluster": cluster_scenario,
 }

@@ -4,10 +4,11 @@ server, 2 ``server.py`` instances and nginx in front, all real processes on loop
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from tornado.httpclient import AsyncHTTPClient
 
 from deploy.cluster import Cluster
 from tests.e2e.conftest import require
@@ -31,3 +32,11 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     require(shutil.which("redis-server") is not None, "redis-server is not installed")
     with Cluster(2, workdir=tmp_path, env=FAST) as running:
         yield running
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[AsyncHTTPClient]:
+    """A private tornado HTTP client (closed at teardown)."""
+    client = AsyncHTTPClient(force_instance=True, max_clients=64)
+    yield client
+    client.close()
