@@ -161,6 +161,7 @@ async def build_deps(settings: Settings, *, mongo_url: str) -> Deps:
     broker = _make_broker(settings, metrics)
     heartbeat = settings.ws4redis.heartbeat.encode()
     registry = Registry(broker, on_fanout=metrics.on_fanout, ignored=frozenset((b"", heartbeat)))
+    metrics.count_received(lambda: registry.received)
     storage = MongoStorage(
         mongo_url, database=settings.mongodb.database, timeout=settings.mongodb.timeout
     )

@@ -192,6 +192,9 @@ class Registry:
         self._subs: dict[str, dict[Subscriber, None]] = {}
         self._ready: dict[str, Awaitable[None]] = {}
         self._on_fanout = on_fanout
+        # Every message the broker handed us, dispatched or not: with routed delivery a
+        # message without local subscribers should never arrive (see /metrics).
+        self.received = 0
         broker.set_handler(self.dispatch)
 
     def attach(self, subscriber: Subscriber, channels: Sequence[str]) -> list[Awaitable[None]]:
@@ -220,6 +223,7 @@ class Registry:
 
     def dispatch(self, channel: str, payload: bytes) -> None:
         """Encode ``payload`` once and deliver it to every local subscriber."""
+        self.received += 1
         subs = self._subs.get(channel)
         if not subs or payload in self.ignored:
             return

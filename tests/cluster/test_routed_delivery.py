@@ -33,6 +33,7 @@ pytestmark = [pytest.mark.redis]
 
 OUT = "playhouse_ws_messages_out_total"
 DELIVERIES = "playhouse_ws_deliveries_total"
+RECEIVED = "playhouse_broker_messages_received_total"
 NOTES = "/ws/notes?subscribe-user"
 
 
@@ -43,6 +44,7 @@ class Counters:
         self.http = http
         self.instances = instances
         self.base: dict[str, dict[str, float]] = {}
+        self.received: dict[str, int] = {}  # broker messages that reached each instance
 
     async def mark(self) -> None:
         for instance in self.instances:
@@ -53,6 +55,7 @@ class Counters:
         result = {}
         for instance in self.instances:
             now, then = await metrics(self.http, instance), self.base[instance.name]
+            self.received[instance.name] = int(now[RECEIVED] - then[RECEIVED])
             result[instance.name] = (
                 int(now[OUT] - then[OUT]),
                 int(now[DELIVERIES] - then[DELIVERIES]),
@@ -98,6 +101,7 @@ async def test_user_game_and_broadcast_messages_are_routed_to_holding_instances(
             await expect(conn, lambda m, n=n: m == f"for alice {n}", what=f"note {n}")
     await settle(cluster, "user:bob:notes", bob_notes, "marker-2")
     assert await counters.delta() == {"instance-1": (5, 10), "instance-2": (1, 1)}
+    assert counters.received["instance-2"] == 1  # the marker only: alice's notes never came
 
     # 2. A game whose two players are both on instance-1: moves (sent through nginx, to
     # either instance) are handled by instance-1 only.
