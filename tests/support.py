@@ -126,7 +126,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 async def raw_websocket(
-    port: int, path: str, *, rcvbuf: int | None = None
+    port: int, path: str, *, rcvbuf: int | None = None, headers: dict[str, str] | None = None
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A hand-made WebSocket client that does only what the test tells it.
 
@@ -142,7 +142,9 @@ async def raw_websocket(
         (
             f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n"
+            "Sec-WebSocket-Version: 13\r\n"
+            + "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+            + "\r\n"
         ).encode()
     )
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
