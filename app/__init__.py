@@ -22,7 +22,7 @@ from app.handlers.auth import (
     RegisterPage,
     XsrfApi,
 )
-from app.handlers.base import RequestsInFlight
+from app.handlers.base import RequestsInFlight, StaticFiles
 from app.handlers.context import WebContext
 from app.handlers.game_socket import GameSockets
 from app.handlers.games import CatalogueApi, ChatApi, DrawApi, GameApi, MoveApi, ResignApi
@@ -159,6 +159,7 @@ def make_app(settings: Settings, deps: Deps) -> tornado.web.Application:
         handlers,  # type: ignore[arg-type]
         template_path=str(ROOT / "templates"),
         static_path=str(ROOT / "static"),
+        static_handler_class=StaticFiles,
         cookie_secret=deps.cookie_secret,
         instance_id=deps.instance_id,
         in_flight=RequestsInFlight(),

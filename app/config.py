@@ -104,6 +104,15 @@ class LimitSettings:
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
     heartbeat_interval: float = 4.0
+    messages_per_second: float = 20.0
+    message_burst: int = 40
+    max_sockets_per_user: int = 20
+    max_sockets_per_ip: int = 200
+    max_subscriptions: int = 64
+    handshakes_per_ip: int = 60
+    handshake_window: int = 10
+    slow_client_seconds: float = 10.0
+    exempt_ips: tuple[str, ...] = ("127.0.0.1", "::1")
 
 
 @dataclass(frozen=True)
@@ -296,8 +305,21 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             f"config key 'redis.url' must start with redis://, rediss:// or unix://, got {url!r}"
         )
-    if settings.limits.max_message_bytes < 1:
-        raise ConfigError("config key 'limits.max_message_bytes' must be positive")
+    limits = settings.limits
+    for key in (
+        "max_message_bytes",
+        "max_outgoing_bytes",
+        "messages_per_second",
+        "message_burst",
+        "max_sockets_per_user",
+        "max_sockets_per_ip",
+        "max_subscriptions",
+        "handshakes_per_ip",
+        "handshake_window",
+        "slow_client_seconds",
+    ):
+        if getattr(limits, key) <= 0:
+            raise ConfigError(f"config key 'limits.{key}' must be positive")
     if not 4 <= settings.security.bcrypt_rounds <= 31:
         raise ConfigError("config key 'security.bcrypt_rounds' must be 4-31")
     if settings.ws4redis.expire < 0:

@@ -3,28 +3,53 @@
 A :class:`Connection` writes pre-encoded frames straight to the socket while
 its stream has nothing queued (no future, no copy), and falls back to the
 stream's buffer otherwise, so write order is kept. A client whose queued bytes
-would pass ``max_outgoing_bytes`` is closed with 1013 instead of growing memory.
+would pass ``max_outgoing_bytes`` is behind: a game socket is closed with 1013 at
+once (never a gap in a game: the client resumes by seq); any other socket (lobby,
+presence, notifications: diffs a client can do without) has the frame dropped and
+is closed with 1013 only if still behind ``slow_seconds`` later.
+
+:class:`ConnectionSet` also holds the per-socket limits of :class:`SocketLimits` and
+counts open sockets per user and per client IP — on this instance only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from tornado.iostream import IOStream
 from tornado.websocket import WebSocketProtocol
 
 from app.frames import encode_frame, frame_for_payload
+from app.ratelimit import LocalRateLimiter, RateLimiter
 
-__all__ = ["Closable", "Connection", "ConnectionSet"]
+__all__ = ["Closable", "Connection", "ConnectionSet", "SocketLimits"]
 
 log = logging.getLogger("playhouse.ws")
 
 CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TRY_AGAIN_LATER = 1013
 PING_FRAME = b"\x89\x00"
+
+
+@dataclass(frozen=True)
+class SocketLimits:
+    """Per-socket and per-instance bounds of the WebSocket endpoint (``[limits]``)."""
+
+    messages_per_second: float = 20.0
+    message_burst: int = 40
+    max_sockets_per_user: int = 20
+    max_sockets_per_ip: int = 200
+    max_subscriptions: int = 64
+    handshakes_per_ip: int = 60
+    handshake_window: int = 10
+    slow_client_seconds: float = 10.0
+    exempt_ips: frozenset[str] = frozenset()
 
 
 class Closable(Protocol):
@@ -38,27 +63,39 @@ class Connection:
         owner: the handler; closed on overflow.
         stream: the detached Tornado IOStream of the socket.
         protocol: Tornado's WebSocket protocol object (for its close state).
-        max_outgoing_bytes: bound on queued bytes before a 1013 close.
+        max_outgoing_bytes: bound on queued bytes; beyond it the client is behind.
         on_slow_close: called once when this connection is closed for overflow.
+        droppable: drop frames while behind instead of closing at once (not games).
+        slow_seconds: how long a droppable connection may stay behind before 1013.
+        on_drop: called for each frame dropped.
+        ip: the client's address (counted per IP by :class:`ConnectionSet`).
     """
 
     __slots__ = (
+        "_behind",
         "_direct",
+        "_drop",
         "_limit",
+        "_on_drop",
         "_on_slow_close",
         "_owner",
         "_protocol",
+        "_slow_seconds",
         "_stream",
         "active",
         "alive",
         "busy",
         "draining",
         "echo_filter",
+        "flood_drops",
         "held",
+        "ip",
         "on_regroup",
         "open",
         "pinged_at",
         "session_key",
+        "tokens",
+        "tokens_at",
         "username",
     )
 
@@ -70,12 +107,26 @@ class Connection:
         *,
         max_outgoing_bytes: int,
         on_slow_close: Callable[[], None] | None = None,
+        droppable: bool = False,
+        slow_seconds: float = 10.0,
+        on_drop: Callable[[], None] | None = None,
+        ip: str = "",
     ) -> None:
         self._owner = owner
         self._stream = stream
         self._protocol = protocol
         self._limit = max_outgoing_bytes
         self._on_slow_close = on_slow_close
+        self._drop = droppable
+        self._slow_seconds = slow_seconds
+        self._on_drop = on_drop
+        # Set while behind (a frame dropped, none queued since): the check closing it later.
+        self._behind: asyncio.TimerHandle | None = None
+        self.ip = ip
+        # Token bucket of client frames (see ``admit``); filled on first use.
+        self.tokens = -1.0
+        self.tokens_at = 0.0
+        self.flood_drops = 0  # client frames dropped since the bucket was last full
         # Only plain TCP streams can be written with socket.send (not TLS).
         self._direct = type(stream) is IOStream
         self.active = False
@@ -118,7 +169,28 @@ class Connection:
         elif len(queued) + len(frame) > self._limit:
             self._overflow()
             return
+        if self._behind is not None:  # room again: caught up
+            self._behind.cancel()
+            self._behind = None
         stream.write(frame)
+
+    def admit(self, now: float, rate: float, burst: int) -> bool:
+        """Take one token for a client frame at ``now``; False when the bucket is empty.
+
+        Refilled at ``rate`` per second up to ``burst``. A bucket found full ends a
+        flood episode (``flood_drops`` back to 0).
+        """
+        tokens = self.tokens + (now - self.tokens_at) * rate
+        self.tokens_at = now
+        if tokens >= burst or self.tokens < 0:
+            tokens = burst
+            self.flood_drops = 0
+        if tokens < 1.0:
+            self.tokens = tokens
+            self.flood_drops += 1
+            return False
+        self.tokens = tokens - 1.0
+        return True
 
     def release(self, replay: list[bytes], keep: Callable[[bytes], bool] | None = None) -> None:
         """End the hold: ``replay`` first (minus what arrived live meanwhile), then held
@@ -144,6 +216,9 @@ class Connection:
             self.close(CLOSE_GOING_AWAY, "server shutting down")
 
     def close(self, code: int, reason: str) -> None:
+        if self._behind is not None:
+            self._behind.cancel()
+            self._behind = None
         if self.open:
             self.open = False
             self._owner.close(code, reason)
@@ -154,6 +229,24 @@ class Connection:
         self._stream.close()
 
     def _overflow(self) -> None:
+        if not self._drop:
+            self._slow_close()
+            return
+        if self._on_drop is not None:
+            self._on_drop()
+        if self._behind is None:
+            loop = asyncio.get_running_loop()
+            self._behind = loop.call_later(self._slow_seconds, self._still_behind)
+
+    def _still_behind(self) -> None:
+        """``slow_seconds`` after falling behind with nothing queued since: close unless
+        the queue has drained below half the bound meanwhile."""
+        self._behind = None
+        queued = self._stream._write_buffer
+        if self.open and queued is not None and len(queued) * 2 > self._limit:
+            self._slow_close()
+
+    def _slow_close(self) -> None:
         log.info("closing slow client: more than %d bytes queued", self._limit)
         if self._on_slow_close is not None:
             self._on_slow_close()
@@ -163,17 +256,57 @@ class Connection:
 class ConnectionSet:
     """Every open connection of the instance: idle heartbeats and drain."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, limits: SocketLimits | None = None, *, handshakes: RateLimiter | None = None
+    ) -> None:
         self._all: dict[Connection, None] = {}
         self._emptied: asyncio.Event | None = None
+        self.limits = limits or SocketLimits()
+        # Handshakes per IP: in this process's memory (no Redis round trip per connect).
+        self.handshakes: RateLimiter = handshakes or LocalRateLimiter(clock=time.monotonic)
+        self._per_user: dict[str, int] = {}
+        self._per_ip: dict[str, int] = {}
 
     def add(self, conn: Connection) -> None:
+        if conn in self._all:
+            return
         self._all[conn] = None
+        if conn.username:
+            self._per_user[conn.username] = self._per_user.get(conn.username, 0) + 1
+        if conn.ip:
+            self._per_ip[conn.ip] = self._per_ip.get(conn.ip, 0) + 1
 
     def discard(self, conn: Connection) -> None:
-        self._all.pop(conn, None)
+        if conn in self._all:
+            del self._all[conn]
+            _decrement(self._per_user, conn.username)
+            _decrement(self._per_ip, conn.ip)
         if not self._all and self._emptied is not None:
             self._emptied.set()
+
+    def sockets_of(self, *, username: str | None = None, ip: str | None = None) -> int:
+        """Open sockets of ``username`` or from ``ip`` on this instance."""
+        if username is not None:
+            return self._per_user.get(username, 0)
+        return self._per_ip.get(ip or "", 0)
+
+    def over_socket_limit(self, username: str | None, ip: str) -> str | None:
+        """Which cap one more socket of ``username`` from ``ip`` would pass, else None."""
+        limits = self.limits
+        if username and self._per_user.get(username, 0) >= limits.max_sockets_per_user:
+            return f"at most {limits.max_sockets_per_user} sockets per user"
+        if ip not in limits.exempt_ips and self._per_ip.get(ip, 0) >= limits.max_sockets_per_ip:
+            return f"at most {limits.max_sockets_per_ip} sockets per address"
+        return None
+
+    async def handshake_retry_after(self, ip: str) -> int:
+        """Count a handshake from ``ip``: 0 if allowed, else seconds to wait."""
+        limits = self.limits
+        if ip in limits.exempt_ips:
+            return 0
+        return await self.handshakes.hit(
+            f"ws:ip:{ip}", limit=limits.handshakes_per_ip, window=limits.handshake_window
+        )
 
     def __len__(self) -> int:
         return len(self._all)
@@ -269,3 +402,13 @@ class ConnectionSet:
         except TimeoutError:
             log.warning("drain deadline passed with %d sockets open", len(self._all))
         return not self._all
+
+
+def _decrement(counts: dict[str, int], key: str | None) -> None:
+    if not key:
+        return
+    left = counts.get(key, 0) - 1
+    if left > 0:
+        counts[key] = left
+    else:
+        counts.pop(key, None)

@@ -62,6 +62,11 @@ class Metrics:
             "Sockets closed with 1013 for falling behind.",
             registry=r,
         )
+        self.dropped = Counter(
+            "playhouse_ws_dropped",
+            "Frames not sent to a non-game socket that had fallen behind.",
+            registry=r,
+        )
         self.ping_timeouts = Counter(
             "playhouse_ws_ping_timeouts", "Sockets dropped for not answering pings.", registry=r
         )

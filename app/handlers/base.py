@@ -229,3 +229,11 @@ def set_instance_header(handler: tornado.web.RequestHandler) -> None:
     instance = handler.application.settings.get("instance_id")
     if instance:
         handler.set_header(INSTANCE_HEADER, instance)
+
+
+class StaticFiles(tornado.web.StaticFileHandler):
+    """``/static/``: Tornado's file handler with ``nosniff`` (nginx adds it too when in front)."""
+
+    def set_default_headers(self) -> None:
+        self.set_header("X-Content-Type-Options", "nosniff")
+        set_instance_header(self)

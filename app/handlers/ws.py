@@ -2,13 +2,20 @@
 
 On the wire there is nothing but ws4redis' contract: last messages replayed on
 open, published messages verbatim, heartbeats. Refusals happen before the
-upgrade (HTTP 400/403 with a one-line reason) or as close codes afterwards.
+upgrade (HTTP 400/403/429 with a one-line reason) or as close codes afterwards.
+
+Limits (``[limits]``, held by :class:`~app.connections.ConnectionSet`): handshakes per
+IP (429 + Retry-After, before any database lookup), sockets per user and per IP on
+this instance (429), channels per socket (400), and a token bucket of client frames
+per socket (a warning frame, then 1008).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
@@ -23,7 +30,14 @@ from app.channel_policy import (
     validate_facility,
 )
 from app.connections import Connection, ConnectionSet
-from app.errors import BrokerUnavailable, Forbidden, PlayhouseError, ProtocolError
+from app.errors import (
+    BadRequest,
+    BrokerUnavailable,
+    Forbidden,
+    PlayhouseError,
+    ProtocolError,
+    RateLimited,
+)
 from app.handlers.base import http_status, set_instance_header, ws_close_code
 from app.handlers.game_socket import GameSocket, GameSockets
 from app.metrics import Metrics
@@ -36,6 +50,8 @@ __all__ = ["Identify", "Ws4RedisHandler", "WsContext", "anonymous"]
 log = logging.getLogger("playhouse.ws")
 
 GROUP_FLAGS = frozenset(("subscribe-group", "publish-group"))
+
+_now = time.monotonic
 
 Identify = Callable[[tornado.web.RequestHandler], Awaitable[Identity]]
 
@@ -75,6 +91,7 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
     _identity: Identity = ANONYMOUS
     _facility = ""
     _flags: frozenset[str] = frozenset()
+    _ip = ""
 
     def initialize(self, ctx: WsContext) -> None:
         self.ctx = ctx
@@ -84,7 +101,13 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
 
     async def prepare(self) -> None:
         facility = self.path_args[0] if self.path_args else ""
+        connections = self.ctx.connections
+        limits = connections.limits
+        self._ip = ip = self.request.remote_ip or ""
         try:
+            retry_after = await connections.handshake_retry_after(ip)
+            if retry_after:  # before anything costs a lookup
+                raise _limited("too many connection attempts", "too_many_handshakes", retry_after)
             validate_facility(facility)
             flags = parse_flags(self.request.query)
             identity = await self.ctx.identify(self)
@@ -94,12 +117,23 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
             self._plan = plan_channels(names, self.ctx.policy, identity, facility, flags)
             if self._game is not None:  # spectators: the game's public channel only
                 self._plan = self._game.plan(names, self._plan)
+            if len(self._plan.subscribe) > limits.max_subscriptions:
+                raise BadRequest(
+                    f"at most {limits.max_subscriptions} channels per socket",
+                    code="too_many_subscriptions",
+                )
+            # No await from here to open() adding the socket: the count cannot race.
+            over = connections.over_socket_limit(identity.username, ip)
+            if over is not None:
+                raise _limited(over, "too_many_sockets", 0)
             self._session_key = identity.session_key
             self._username = identity.username
             self._identity, self._facility, self._flags = identity, facility, flags
         except PlayhouseError as error:
             self.ctx.metrics.rejected.labels(error.code).inc()
             self.set_status(http_status(error))
+            if isinstance(error, RateLimited) and error.retry_after > 0:
+                self.set_header("Retry-After", str(error.retry_after))
             self.set_header("Content-Type", "text/plain; charset=utf-8")
             self.finish(f"{error}\n")
 
@@ -124,6 +158,11 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
             protocol,
             max_outgoing_bytes=ctx.max_outgoing_bytes,
             on_slow_close=ctx.metrics.slow_closes.inc,
+            # Game events are never dropped (a gap would break the seq); the rest may be.
+            droppable=self._game is None,
+            slow_seconds=ctx.connections.limits.slow_client_seconds,
+            on_drop=ctx.metrics.dropped.inc,
+            ip=self._ip,
         )
         conn.session_key = self._session_key
         conn.username = self._username
@@ -154,14 +193,25 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
         if conn is None or groups == self._identity.groups:
             return
         ctx = self.ctx
-        self._identity = replace(self._identity, groups=groups)
+        identity = replace(self._identity, groups=groups)
         try:
             plan = plan_channels(
-                ctx.pubsub.names, ctx.policy, self._identity, self._facility, self._flags
+                ctx.pubsub.names, ctx.policy, identity, self._facility, self._flags
             )
         except PlayhouseError as error:
+            self._identity = identity
             self._refuse(conn, error)
             return
+        most = ctx.connections.limits.max_subscriptions
+        if len(plan.subscribe) > most:
+            log.warning(
+                "%s: %d channels would pass limits.max_subscriptions (%d); plan kept",
+                self._username,
+                len(plan.subscribe),
+                most,
+            )
+            return
+        self._identity = identity
         old = self._plan.subscribe
         ctx.pubsub.registry.detach(conn, [c for c in old if c not in plan.subscribe])
         waits = ctx.pubsub.registry.attach(conn, [c for c in plan.subscribe if c not in old])
@@ -194,6 +244,10 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
         if conn is None:
             return
         conn.alive = True
+        limits = ctx.connections.limits
+        if not conn.admit(_now(), limits.messages_per_second, limits.message_burst):
+            self._flooded(conn)
+            return
         conn.busy += 1
         try:
             await self._handle(conn, message)
@@ -227,6 +281,25 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
             ctx.metrics.publish_failures.inc()
             log.warning("client publish dropped: %s", error)
 
+    def _flooded(self, conn: Connection) -> None:
+        """A frame found the bucket empty: dropped; warned once, closed if it goes on."""
+        if not conn.open:
+            return
+        ctx = self.ctx
+        limits = ctx.connections.limits
+        if conn.flood_drops == 1:
+            ctx.metrics.rejected.labels("rate_limited").inc()
+            warning: dict[str, object] = {"type": "error", "code": "rate_limited"}
+            if self._game is not None:
+                warning = {"type": "error", "id": None, "code": "rate_limited"}
+            warning["message"] = (
+                f"more than {limits.messages_per_second:g} messages per second: "
+                "messages are being dropped; slow down or be disconnected"
+            )
+            conn.send_text(json.dumps(warning))
+        elif conn.flood_drops > limits.message_burst:
+            self._refuse(conn, Forbidden("too many messages", code="too_many_messages"))
+
     def _refuse(self, conn: Connection, error: PlayhouseError) -> None:
         """Close with the code our error tree maps ``error`` to, and count it."""
         self.ctx.metrics.rejected.labels(error.code).inc()
@@ -251,6 +324,12 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
             task = asyncio.ensure_future(ctx.presence.disconnected(self._username))
             ctx.background.add(task)
             task.add_done_callback(ctx.background.discard)
+
+
+def _limited(message: str, code: str, retry_after: int) -> RateLimited:
+    error = RateLimited(message, retry_after=retry_after)
+    error.code = code
+    return error
 
 
 async def _confirmed(waits: list[Awaitable[None]]) -> None:

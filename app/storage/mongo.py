@@ -10,6 +10,7 @@ expiry checked on every read because TTL sweeps differ.
 from __future__ import annotations
 
 import functools
+import logging
 import secrets
 from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
@@ -146,6 +147,9 @@ class MongoStorage:
     """Users, sessions and notices in one MongoDB database."""
 
     def __init__(self, url: str, *, database: str = "playhouse", timeout: float = 2.0) -> None:
+        # PyMongo's DEBUG command log carries session ids and password hashes: never
+        # below INFO, whatever the root logger says (server.debug).
+        logging.getLogger("pymongo").setLevel(logging.INFO)
         ms = int(timeout * 1000)
         self._client: AsyncMongoClient[Doc] = AsyncMongoClient(
             url,
