@@ -164,6 +164,7 @@ def make_app(settings: Settings, deps: Deps) -> tornado.web.Application:
         instance_id=deps.instance_id,
         in_flight=RequestsInFlight(),
         xsrf_cookies=True,
+        xsrf_cookie_kwargs={"samesite": "Strict"},
         debug=settings.server.debug,
         # Pings run in one sweep for all sockets (ConnectionSet.run_pings).
         websocket_ping_interval=None,

@@ -377,6 +377,18 @@ async def test_session_cookie_flags_on_plain_http(
     assert "secure" not in attributes  # plain http, no proxy: a Secure cookie would be lost
 
 
+async def test_the_xsrf_cookie_stays_on_this_site(
+    make_instance: MakeInstance, http: AsyncHTTPClient
+) -> None:
+    instance = await make_instance()
+    browser = Browser(http, instance)
+    await browser.xsrf()
+    xsrf = [c for c in browser.set_cookies if c.startswith("_xsrf=")]
+    assert xsrf, browser.set_cookies
+    attributes = [part.strip().lower() for part in xsrf[-1].split(";")[1:]]
+    assert "samesite=strict" in attributes and "path=/" in attributes
+
+
 @pytest.mark.parametrize("page", [False, True], ids=["api", "page"])
 async def test_session_cookie_is_secure_behind_an_https_proxy(
     make_instance: MakeInstance, http: AsyncHTTPClient, page: bool
