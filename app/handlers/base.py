@@ -180,8 +180,9 @@ class BaseHandler(tornado.web.RequestHandler):
             body = error_body(exc)
         elif isinstance(exc, tornado.web.HTTPError) and "xsrf" in (exc.log_message or "").lower():
             body = {"error": "xsrf", "message": "missing or wrong XSRF token"}
-        else:
-            body = {"error": "http_error", "message": self._reason}
+        else:  # Tornado's own refusals: undecodable arguments, unknown methods
+            code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+            body = {"error": code.get(status_code, "http_error"), "message": self._reason}
         self.set_header("Content-Type", "application/json")
         self.finish(orjson.dumps(body))
 

@@ -125,7 +125,7 @@ class Challenges:
         if not await self._user_exists(to_user):
             raise NotFound(f"no user named {to_user!r}", code="unknown_user")
         if not await self._is_available(to_user):
-            raise Conflict(f"{to_user} is offline or in a game", code="unavailable")
+            raise Conflict(f"{to_user} is offline or in a game", code="player_unavailable")
         if seats is not None and sorted(seats) != sorted((from_user, to_user)):
             raise Invalid("seats", "the seats are the two players'")
         now = self._now()

@@ -160,7 +160,8 @@ async def test_bad_challenges_are_clear_errors(
     await player(http, instance, "carol")
     _bob_lobby = await lobby(bob, "bob")
 
-    assert_error(await challenge(alice, "carol"), 409, "unavailable")  # registered, not online
+    # registered, not online
+    assert_error(await challenge(alice, "carol"), 409, "player_unavailable")
     assert_error(await challenge(alice, "alice"), 400, "invalid", field="to")
     assert_error(await challenge(alice, "bob", "chess"), 400, "invalid", field="game")
     assert_error(await challenge(alice, "nobody"), 404, "unknown_user")

@@ -83,7 +83,7 @@ async def test_players_are_in_game_until_it_ends(
     game_id = data(await act(bob, sent["id"], "accept"))["game_id"]
     both_playing = {"ann": "in_game", "bob": "in_game", "cat": "online"}
     await wait_until(lambda: _has(online(cat), both_playing), what="both players in a game")
-    assert_error(await challenge(cat, "ann"), 409, "unavailable")
+    assert_error(await challenge(cat, "ann"), 409, "player_unavailable")
 
     assert (await ann.call("POST", f"/api/games/{game_id}/resign")).code == 200
     await wait_until(

@@ -122,7 +122,7 @@ async def test_validation(world: World) -> None:
     world.busy.add("bob")
     with pytest.raises(Conflict) as busy:
         await world.service.create("alice", "bob", "tictactoe")
-    assert busy.value.code == "unavailable"
+    assert busy.value.code == "player_unavailable"
     assert await world.docs("challenges") == [] and await world.docs("challenge_pending") == []
 
 
