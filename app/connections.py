@@ -34,6 +34,9 @@ log = logging.getLogger("playhouse.ws")
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TRY_AGAIN_LATER = 1013
+MAX_HELD_FRAMES = 2000
+"""Live frames kept for a socket waiting for its replay (a game socket before ``resume``);
+more, and it is closed with 1013 like any client too far behind (it resumes by seq)."""
 PING_FRAME = b"\x89\x00"
 
 
@@ -149,6 +152,9 @@ class Connection:
         if not self.open or payload == self.echo_filter:
             return
         if self.held is not None:
+            if len(self.held) >= MAX_HELD_FRAMES:  # never resumed and flooded meanwhile
+                self._overflow()
+                return
             self.held.append((frame, payload))
             return
         self.active = True

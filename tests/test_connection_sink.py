@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from tornado.iostream import IOStream
 
-from app.connections import Connection
+from app.connections import MAX_HELD_FRAMES, Connection
 from app.frames import encode_frame
 
 
@@ -99,3 +99,20 @@ async def test_overflow_closes_1013_and_stops_writing(pair: tuple[IOStream, sock
     assert owner.closed == [(1013, "client too slow")]
     assert slow == [1]
     assert not conn.open
+
+
+async def test_a_socket_that_never_resumes_is_closed_once_too_much_is_held(
+    pair: tuple[IOStream, socket.socket],
+) -> None:
+    stream, _peer = pair
+    owner = Owner()
+    conn = Connection(owner, stream, Protocol(), max_outgoing_bytes=1 << 20)  # type: ignore[arg-type]
+    conn.held = []  # waiting for its replay, like a game socket before "resume"
+    payload = b"state"
+    frame = encode_frame(payload)
+    for _ in range(MAX_HELD_FRAMES):
+        conn.deliver(frame, payload)
+    assert owner.closed == [] and len(conn.held) == MAX_HELD_FRAMES
+    conn.deliver(frame, payload)
+    assert owner.closed == [(1013, "client too slow")]
+    assert len(conn.held) == MAX_HELD_FRAMES
