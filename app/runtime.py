@@ -126,6 +126,8 @@ class Instance:
             try:
                 await deps.play.expire_due(everywhere=everywhere)
                 await deps.lobby.expire_due(everywhere=everywhere)
+                if everywhere:
+                    await deps.play.retry_finish_hooks()
             except PlayhouseError as error:
                 _reraise_cancellation()  # the driver may turn a cancellation into an error
                 if not failing:

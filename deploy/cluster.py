@@ -62,7 +62,7 @@ def render_nginx_conf(
 ) -> str:
     """``deploy/nginx.conf`` with its ``cluster:`` lines rewritten for a local run."""
     pool = "\n".join(
-        f"        server 127.0.0.1:{port} max_fails=1 fail_timeout=2s;" for port in upstreams
+        f"        server 127.0.0.1:{port} max_fails=3 fail_timeout=1s;" for port in upstreams
     )
     replacements = {
         "pid": f"pid {prefix / 'nginx.pid'};",

@@ -300,6 +300,11 @@
                 return;
             }
             noteMove(state);
+            if (!state.replay && game.resumed && game.state !== null && state.seq > game.lastSeq + 1) {
+                // A live state went missing (the broker was down as it was sent): the
+                // position below is complete, the move list is not; fetch what was skipped.
+                send({type: 'resume', since: game.lastSeq, chat_since: game.lastChat});
+            }
             const fresh = state.seq > game.lastSeq || (game.state === null && state.seq === game.lastSeq);
             if (!fresh) {
                 renderMoves();

@@ -6,6 +6,10 @@ while one batch is being written, so under load many events share one
 ``insert_many`` and a move costs the database one command, not two. A failed
 batch is retried with back-off; an event already stored (a retry that did
 land) is not an error.
+
+An instance killed before its batch lands loses its copies; the game document
+still holds the latest event, so whoever writes the game's next event queues the
+previous one too (unless this writer already took care of it) and the log heals.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ log = logging.getLogger("playhouse.events")
 
 MAX_BATCH = 500
 MAX_QUEUED = 100_000
+MAX_TRACKED_GAMES = 50_000
 RETRY_SECONDS = (0.05, 0.2, 1.0, 2.0)
 
 
@@ -31,19 +36,32 @@ class EventLogWriter:
     def __init__(self, append: Callable[[Sequence[GameEvent]], Awaitable[None]]) -> None:
         self._append = append
         self._queue: list[GameEvent] = []
+        # game id -> highest seq this writer queued (so knows to be, or to become, logged)
+        self._mine: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def add(self, event: GameEvent) -> None:
-        """Queue ``event``; the write starts at once unless a batch is in flight."""
+    def add(self, event: GameEvent, *, previous: GameEvent | None = None) -> None:
+        """Queue ``event`` (and ``previous``, the game's event before it, unless this
+        writer queued that one itself: it may be the lost copy of a dead instance);
+        the write starts at once unless a batch is in flight."""
+        mine = self._mine.pop(event.game_id, 0)
+        if previous is not None and previous.seq > mine:
+            self._enqueue(previous)
+        self._enqueue(event)
+        self._mine[event.game_id] = event.seq
+        if len(self._mine) > MAX_TRACKED_GAMES:
+            del self._mine[next(iter(self._mine))]  # the game not written for longest
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._drain())
+
+    def _enqueue(self, event: GameEvent) -> None:
         if len(self._queue) >= MAX_QUEUED:
             dropped = self._queue.pop(0)
             log.error("event log queue full: %s seq %d not logged", dropped.game_id, dropped.seq)
         self._queue.append(event)
         self._idle.clear()
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._drain())
 
     async def flush(self, within: float = 5.0) -> bool:
         """Wait until every queued event is written (at most ``within`` s); True if it was."""

@@ -545,6 +545,8 @@ class Play:
             "away": away,
             "expires_at": deadline,
         }
+        if finished:
+            fields["finish_done"] = False  # until the finish hook (ratings) has run
         saved = await self._games.save(
             game.id, expected_version=game.version, fields=fields, event=event
         )
@@ -554,7 +556,9 @@ class Play:
         self._remember(saved)
         # Written: from here on nothing may fail the acknowledged event. The log append
         # and the publishes do not depend on each other, so they overlap.
-        self._log.add(event)  # the log copy follows in a batch; the game holds it already
+        # The log copy follows in a batch; the game holds it already. The previous event
+        # rides along in case its writer died before logging it.
+        self._log.add(event, previous=game.last)
         await self._announce(saved, rules, now_ms)
         if finished:
             await self._status(saved.players, "online")
@@ -689,8 +693,19 @@ class Play:
             return
         try:
             await self.on_finished(game)
+            await self._games.mark_finish_done(game.id)
         except Exception:
-            logger.exception("game %s: finish hook failed", game.id)
+            logger.exception("game %s: finish hook failed (the sweeper retries it)", game.id)
+
+    async def retry_finish_hooks(self, *, limit: int = 50) -> int:
+        """Run the finish hook of finished games where it never completed (it failed, or
+        the instance died first). The hook is idempotent (ratings claim each game once)."""
+        if self.on_finished is None:
+            return 0
+        pending = await self._games.finish_pending(limit=limit)
+        for game in pending:
+            await self._finished(game)
+        return len(pending)
 
     async def _status(self, players: Sequence[str], status: str) -> None:
         """Tell presence (best effort: a stored game stands whatever happens here)."""

@@ -132,21 +132,39 @@ class Ratings:
             return
         if not (status == "draw" or (status == "win" and winner in game.players)):
             return
-        if not await self._repo.claim(game.id, now=self._now()):
-            return  # rated already (or being rated right now by another caller)
         first, second = game.players
         mine = await self._repo.ensure(user_key(first), first, game.kind, start=START)
         theirs = await self._repo.ensure(user_key(second), second, game.kind, start=START)
         score = 0.5 if status == "draw" else (1.0 if winner == first else 0.0)
-        delta = elo_delta(mine.rating, theirs.rating, score)
-        draw = int(status == "draw")
-        won = int(score == 1.0)
-        lost = int(score == 0.0)
+        proposed = {
+            "delta": elo_delta(mine.rating, theirs.rating, score),
+            "draw": int(status == "draw"),
+            "won": int(score == 1.0),
+            "lost": int(score == 0.0),
+        }
+        # The first caller's plan is recorded with the claim; every caller (a concurrent
+        # one, or a retry after a crash half-way) applies that plan, each player once.
+        plan = await self._repo.claim(game.id, now=self._now(), plan=proposed)
+        if plan.get("applied"):
+            return  # rated in one go before plans were recorded
+        delta, draw, won, lost = plan["delta"], plan["draw"], plan["won"], plan["lost"]
         await self._repo.add_result(
-            user_key(first), game.kind, delta=delta, wins=won, draws=draw, losses=lost
+            user_key(first),
+            game.kind,
+            game_id=game.id,
+            delta=delta,
+            wins=won,
+            draws=draw,
+            losses=lost,
         )
         await self._repo.add_result(
-            user_key(second), game.kind, delta=-delta, wins=lost, draws=draw, losses=won
+            user_key(second),
+            game.kind,
+            game_id=game.id,
+            delta=-delta,
+            wins=lost,
+            draws=draw,
+            losses=won,
         )
         await self._repo.sync_overall(user_key(first))
         await self._repo.sync_overall(user_key(second))

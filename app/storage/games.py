@@ -232,6 +232,12 @@ class GameRepo(Protocol):
     async def store_moves(self, game_id: str, moves: list[Doc]) -> None:
         """Keep a finished game's move list on the game document."""
 
+    async def mark_finish_done(self, game_id: str) -> None:
+        """The finish hook (ratings) ran for this finished game."""
+
+    async def finish_pending(self, *, limit: int) -> list[GameRecord]:
+        """Finished games whose finish hook has not run (it failed, or its instance died)."""
+
     async def finished_for(
         self,
         player: str,
@@ -288,6 +294,7 @@ class MongoGames:
             ]
         )
         await self._games.create_index([("status", ASCENDING), ("expires_at", ASCENDING)])
+        await self._games.create_index([("finish_done", ASCENDING), ("status", ASCENDING)])
         unkeyed = {"status": GameStatus.FINISHED.value, "finished_key": {"$exists": False}}
         async for doc in self._games.find(unkeyed, projection={"updated_at": 1}):
             key = finished_key(doc["updated_at"], str(doc["_id"]))
@@ -427,6 +434,15 @@ class MongoGames:
     @guarded
     async def store_moves(self, game_id: str, moves: list[Doc]) -> None:
         await self._games.update_one({"_id": game_id}, {"$set": {"moves": moves}})
+
+    @guarded
+    async def mark_finish_done(self, game_id: str) -> None:
+        await self._games.update_one({"_id": game_id}, {"$set": {"finish_done": True}})
+
+    @guarded
+    async def finish_pending(self, *, limit: int) -> list[GameRecord]:
+        query = {"finish_done": False, "status": GameStatus.FINISHED.value}
+        return [GameRecord.from_doc(d) async for d in self._games.find(query).limit(limit)]
 
     def finished_cursor(
         self,

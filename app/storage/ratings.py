@@ -39,6 +39,7 @@ from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from app.errors import StorageUnavailable
 from app.storage.mongo import guarded
 
 __all__ = ["BOARD_ORDER", "MongoRatings", "Rating", "RatingRepo", "rating_id"]
@@ -50,6 +51,8 @@ BOARD_ORDER = [("rating", DESCENDING), ("games", DESCENDING), ("user", ASCENDING
 """Leaderboard order: rating, then games, both descending, then the user key (casefolded
 name). Each leaderboard index is this order behind its equality prefix."""
 SYNC_ATTEMPTS = 50
+RECENT = 200
+"""Games remembered per rating to apply each once (a retry comes within minutes)."""
 DUPLICATE_KEY = 11000
 
 
@@ -88,8 +91,9 @@ class RatingRepo(Protocol):
 
     async def ensure_indexes(self) -> None: ...
 
-    async def claim(self, game_id: str, *, now: datetime) -> bool:
-        """Mark ``game_id`` as rated; True for the one caller that did it first."""
+    async def claim(self, game_id: str, *, now: datetime, plan: Doc) -> Doc:
+        """Record ``plan`` (what rating ``game_id`` does) unless a plan is recorded
+        already; return the recorded one, so every caller applies the same plan."""
 
     async def get(self, user_key: str, kind: str) -> Rating | None: ...
 
@@ -97,9 +101,18 @@ class RatingRepo(Protocol):
         """The stored rating, created at ``start`` with no games when missing."""
 
     async def add_result(
-        self, user_key: str, kind: str, *, delta: int, wins: int, draws: int, losses: int
-    ) -> None:
-        """Add ``delta`` to the rating, one game, and the given result counts."""
+        self,
+        user_key: str,
+        kind: str,
+        *,
+        game_id: str,
+        delta: int,
+        wins: int,
+        draws: int,
+        losses: int,
+    ) -> bool:
+        """Add ``delta`` to the rating, one game, and the given result counts, once per
+        ``game_id`` however often it is called; True when this call added them."""
 
     async def of_kind(self, kind: str) -> list[Rating]:
         """Every rating at ``kind`` (unordered)."""
@@ -155,12 +168,14 @@ class MongoRatings:
         logger.info("built %d overall rating rows", len(rows))
 
     @guarded
-    async def claim(self, game_id: str, *, now: datetime) -> bool:
+    async def claim(self, game_id: str, *, now: datetime, plan: Doc) -> Doc:
         try:
-            await self._claims.insert_one({"_id": game_id, "at": now})
+            await self._claims.insert_one({"_id": game_id, "at": now, "plan": plan})
         except DuplicateKeyError:
-            return False
-        return True
+            recorded = await self._claims.find_one({"_id": game_id})
+            # A claim from before plans were recorded was applied in one go back then.
+            return dict(recorded.get("plan") or {"applied": True}) if recorded else plan
+        return plan
 
     @guarded
     async def get(self, user_key: str, kind: str) -> Rating | None:
@@ -191,10 +206,38 @@ class MongoRatings:
 
     @guarded
     async def add_result(
-        self, user_key: str, kind: str, *, delta: int, wins: int, draws: int, losses: int
-    ) -> None:
+        self,
+        user_key: str,
+        kind: str,
+        *,
+        game_id: str,
+        delta: int,
+        wins: int,
+        draws: int,
+        losses: int,
+    ) -> bool:
+        # Read, check the game is not among the recent ones applied, write conditionally on
+        # the version read: a retry after a crash cannot count a game twice. (Array query
+        # operators are not used: nx-27017 gets $ne on arrays wrong.)
+        key = rating_id(user_key, kind)
         counts = {"rating": delta, "games": 1, "wins": wins, "draws": draws, "losses": losses}
-        await self._ratings.update_one({"_id": rating_id(user_key, kind)}, {"$inc": counts})
+        for _ in range(SYNC_ATTEMPTS):
+            doc = await self._ratings.find_one({"_id": key})
+            if doc is None:
+                return False
+            recent = list(doc.get("recent_games", ()))
+            if game_id in recent:
+                return False
+            version = doc.get("v")
+            query: Doc = {"_id": key, "v": version if version is not None else {"$exists": False}}
+            change = {
+                "$inc": counts,
+                "$set": {"v": (version or 0) + 1, "recent_games": [*recent, game_id][-RECENT:]},
+            }
+            result = await self._ratings.update_one(query, change)
+            if result.modified_count == 1:
+                return True
+        raise StorageUnavailable(f"rating {key} too busy to update")
 
     @guarded
     async def of_kind(self, kind: str) -> list[Rating]:

@@ -390,3 +390,51 @@ async def test_the_everyday_sweep_sees_its_own_games_and_the_full_one_all(
     assert (await games.get("there")).status is GameStatus.ACTIVE  # type: ignore[union-attr]
     assert await mine.expire_due(everywhere=True) == 1
     assert (await games.get("there")).status is GameStatus.FINISHED  # type: ignore[union-attr]
+
+
+async def test_an_event_whose_instance_died_before_logging_it_is_logged_by_the_next_writer(
+    storage: MongoStorage,
+) -> None:
+    """Instance A writes move 1 and dies before its log batch lands (its log never
+    writes); instance B writes move 2 and logs move 1 too, so the log has no hole."""
+    dead = FlakyEvents(storage.database, failures=1_000_000)  # A's log writes never land
+    survivor = MongoGames(storage.database)
+    await survivor.ensure_indexes()
+    a = Play(dead, make_pubsub(LocalBroker()))
+    b = Play(survivor, make_pubsub(LocalBroker()))
+    await a.create("g1", "connect4", PLAYERS, 1)
+    await a.move("g1", "alice", {"column": 0}, expected_seq=0)
+    await b.move("g1", "bob", {"column": 1}, expected_seq=1)
+    assert await b._log.flush(within=5.0)
+    logged = await survivor.events_since("g1", 0, limit=10)
+    assert [(e.seq, e.player, e.move) for e in logged] == [
+        (1, "alice", {"column": 0}),
+        (2, "bob", {"column": 1}),
+    ]
+    # B's own next move does not log move 2 again (it knows it queued it).
+    await b.move("g1", "alice", {"column": 0}, expected_seq=2)
+    assert b._log.pending() <= 1
+    assert await b._log.flush(within=5.0)
+    assert [e.seq for e in await survivor.events_since("g1", 0, limit=10)] == [1, 2, 3]
+    a._log._queue.clear()  # A is "dead": nothing of it may linger
+
+
+async def test_a_finish_hook_that_failed_is_run_again_by_the_sweeper(world: World) -> None:
+    """The ratings hook fails (MongoDB went away, or the instance died) as a game ends:
+    the game is kept as not yet hooked and the sweeper's retry runs it once more."""
+    runs: list[str] = []
+
+    async def flaky_hook(game: Any) -> None:
+        runs.append(game.id)
+        if len(runs) == 1:
+            raise StorageUnavailable("database went away")
+
+    world.play.on_finished = flaky_hook
+    await world.play.create("g1", "tictactoe", PLAYERS, 1)
+    await world.play.resign("g1", "bob")
+    assert runs == ["g1"]
+    assert [g.id for g in await world.games.finish_pending(limit=10)] == ["g1"]
+    assert await world.play.retry_finish_hooks() == 1
+    assert runs == ["g1", "g1"]
+    assert await world.games.finish_pending(limit=10) == []
+    assert await world.play.retry_finish_hooks() == 0 and runs == ["g1", "g1"]

@@ -178,3 +178,31 @@ async def test_leaderboard_order_limit_and_backfill(storage: MongoStorage) -> No
     assert top["players"][1] == {
         "rank": 2, "username": "Bob", "rating": 1250, "games": 5, "wins": 5, "draws": 0, "losses": 0
     }  # fmt: skip
+
+
+class CrashAfterFirstPlayer(MongoRatings):
+    """An instance that dies after counting the game for the first player only."""
+
+    async def add_result(self, user_key: str, kind: str, **counts: Any) -> bool:
+        done = await super().add_result(user_key, kind, **counts)
+        if user_key == "alice":
+            raise asyncio.CancelledError  # the process is gone here
+        return done
+
+
+async def test_a_rating_interrupted_half_way_is_completed_once_by_a_retry(
+    storage: MongoStorage,
+) -> None:
+    """Claimed, alice counted, then the instance dies: a later retry (the sweeper) counts
+    bob with the recorded plan and does not count alice again."""
+    await MongoRatings(storage.database).ensure_indexes()
+    records = Records(games=MongoGames(storage.database), users=storage.users)
+    dying = Ratings(CrashAfterFirstPlayer(storage.database), records=records)
+    game = finished("g1", win("alice"))
+    with pytest.raises(asyncio.CancelledError):
+        await dying.on_finished(game)
+    assert await standings(storage) == {"alice": (1216, 1, 1, 0, 0), "bob": (1200, 0, 0, 0, 0)}
+    await service(storage).on_finished(game)
+    assert await standings(storage) == {"alice": (1216, 1, 1, 0, 0), "bob": (1184, 1, 0, 0, 1)}
+    await service(storage).on_finished(game)
+    assert await standings(storage) == {"alice": (1216, 1, 1, 0, 0), "bob": (1184, 1, 0, 0, 1)}
