@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import procs
+from bench.abuse import abuse
 from bench.challenge import challenge
 from bench.cluster import cluster_scenario
 from bench.login import login
@@ -259,4 +260,5 @@ SCENARIOS: dict[str, Callable[[bool], str]] = {
     "relay": relay,
     "records": records,
     "cluster": cluster_scenario,
+    "abuse": abuse,
 }
