@@ -101,6 +101,7 @@ class AdminSettings:
 class LimitSettings:
     max_message_bytes: int = 65536
     max_outgoing_bytes: int = 1048576
+    socket_send_buffer: int = 262144
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
     heartbeat_interval: float = 4.0
@@ -320,6 +321,8 @@ def _validate(settings: Settings) -> None:
     ):
         if getattr(limits, key) <= 0:
             raise ConfigError(f"config key 'limits.{key}' must be positive")
+    if limits.socket_send_buffer < 0:
+        raise ConfigError("config key 'limits.socket_send_buffer' must be >= 0")
     if not 4 <= settings.security.bcrypt_rounds <= 31:
         raise ConfigError("config key 'security.bcrypt_rounds' must be 4-31")
     if settings.ws4redis.expire < 0:

@@ -15,7 +15,10 @@ counts open sockets per user and per client IP — on this instance only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +37,8 @@ log = logging.getLogger("playhouse.ws")
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TRY_AGAIN_LATER = 1013
+SLOW_RESET_SECONDS = 2.0
+"""After a 1013 for falling behind, how long the close handshake may take before a reset."""
 MAX_HELD_FRAMES = 2000
 """Live frames kept for a socket waiting for its replay (a game socket before ``resume``);
 more, and it is closed with 1013 like any client too far behind (it resumes by seq)."""
@@ -53,6 +58,7 @@ class SocketLimits:
     handshake_window: int = 10
     slow_client_seconds: float = 10.0
     exempt_ips: frozenset[str] = frozenset()
+    socket_send_buffer: int = 262144
 
 
 class Closable(Protocol):
@@ -175,9 +181,6 @@ class Connection:
         elif len(queued) + len(frame) > self._limit:
             self._overflow()
             return
-        if self._behind is not None:  # room again: caught up
-            self._behind.cancel()
-            self._behind = None
         stream.write(frame)
 
     def admit(self, now: float, rate: float, burst: int) -> bool:
@@ -229,9 +232,15 @@ class Connection:
             self.open = False
             self._owner.close(code, reason)
 
-    def abort(self) -> None:
-        """Drop the TCP connection at once (a dead peer gets no close handshake)."""
+    def abort(self, *, reset: bool = False) -> None:
+        """Drop the TCP connection at once (a dead peer gets no close handshake);
+        ``reset`` also discards what the kernel still holds for it (RST, not FIN)."""
         self.open = False
+        if reset and self._stream.socket is not None:
+            with contextlib.suppress(OSError):
+                self._stream.socket.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
         self._stream.close()
 
     def _overflow(self) -> None:
@@ -245,8 +254,8 @@ class Connection:
             self._behind = loop.call_later(self._slow_seconds, self._still_behind)
 
     def _still_behind(self) -> None:
-        """``slow_seconds`` after falling behind with nothing queued since: close unless
-        the queue has drained below half the bound meanwhile."""
+        """``slow_seconds`` after falling behind: close unless the queue has drained below
+        half the bound meanwhile (room for a frame now and then is not catching up)."""
         self._behind = None
         queued = self._stream._write_buffer
         if self.open and queued is not None and len(queued) * 2 > self._limit:
@@ -257,6 +266,15 @@ class Connection:
         if self._on_slow_close is not None:
             self._on_slow_close()
         self.close(CLOSE_TRY_AGAIN_LATER, "client too slow")
+        # The close frame waits behind everything queued; a client that is not reading
+        # never gets it. Reset the connection soon, so neither our buffer nor the
+        # kernel's keeps megabytes for it.
+        loop = asyncio.get_running_loop()
+        loop.call_later(SLOW_RESET_SECONDS, self._reset_if_still_there)
+
+    def _reset_if_still_there(self) -> None:
+        if not self._stream.closed():
+            self.abort(reset=True)
 
 
 class ConnectionSet:

@@ -134,6 +134,7 @@ def _socket_limits(settings: Settings) -> SocketLimits:
         handshake_window=limits.handshake_window,
         slow_client_seconds=limits.slow_client_seconds,
         exempt_ips=frozenset(limits.exempt_ips),
+        socket_send_buffer=limits.socket_send_buffer,
     )
 
 

@@ -13,8 +13,10 @@ per socket (a warning frame, then 1008).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -152,6 +154,12 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
         protocol = self.ws_connection
         stream = getattr(protocol, "stream", None)
         assert protocol is not None and stream is not None
+        send_buffer = ctx.connections.limits.socket_send_buffer
+        if send_buffer > 0 and stream.socket is not None:
+            # A fixed kernel buffer: otherwise Linux grows it to megabytes for a client
+            # that stopped reading, outside max_outgoing_bytes and outside our RSS.
+            with contextlib.suppress(OSError):
+                stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
         conn = Connection(
             self,
             stream,

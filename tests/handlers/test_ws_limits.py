@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
-from app.connections import Connection
+from app.connections import SLOW_RESET_SECONDS, Connection
 from app.runtime import Instance
 from tests.conftest import MakeInstance, ws_url
 from tests.handlers.test_games_api import new_game
@@ -320,3 +321,52 @@ async def test_regroup_beyond_the_channel_cap_keeps_the_old_plan(
     assert registry.subscribers("group:one:lobby") == 1
     await deps.pubsub.publisher("lobby", groups=["one"]).publish("to guild one")
     assert await recv(client) == "to guild one"
+
+
+async def test_a_stalled_client_is_reset_after_its_1013(
+    make_instance: MakeInstance, http: AsyncHTTPClient
+) -> None:
+    """A client that never reads cannot receive the close frame queued behind its backlog:
+    the server resets the connection soon after, freeing its buffer and the kernel's."""
+    instance = await make_instance(
+        **{"limits.max_outgoing_bytes": 256 * 1024, "limits.socket_send_buffer": 65536}
+    )
+    deps = instance.deps
+    assert deps is not None
+    alice, _, game_id = await new_game(http, instance)
+    _reader, writer = await raw_websocket(
+        instance.port,
+        f"/ws/{game_id}?subscribe-user",
+        rcvbuf=4096,
+        headers={"Cookie": alice.cookie_header()},
+    )
+    try:
+        resume = {"type": "resume", "since": 0, "chat_since": 0, "id": 1}
+        writer.write(masked_frame(json.dumps(resume).encode()))
+
+        def game_conn() -> Connection | None:
+            for conn in connections_of(instance):
+                if conn.username == "alice" and conn.held is None and not conn._drop:
+                    return conn
+            return None
+
+        await wait_until(lambda: game_conn() is not None, what="alice's game socket resumed")
+        conn = game_conn()
+        assert conn is not None
+        sock = conn._stream.socket
+        assert sock is not None
+        # Linux reports twice what was asked (its bookkeeping overhead).
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) <= 2 * 65536
+        publisher = deps.pubsub.publisher(game_id, users=["alice"])
+        for _ in range(400):
+            await publisher.publish("z" * 60_000, expire=0)
+            if not conn.open:
+                break
+            await asyncio.sleep(0)
+        assert not conn.open, "a game client that fell behind must be closed"
+        closed_at = time.monotonic()
+        await wait_until(lambda: conn._stream.closed(), timeout=5, what="connection reset")
+        assert time.monotonic() - closed_at <= SLOW_RESET_SECONDS + 1.0
+        await wait_until(lambda: conn not in connections_of(instance), what="socket gone")
+    finally:
+        writer.close()
