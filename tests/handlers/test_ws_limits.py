@@ -253,11 +253,12 @@ async def test_lobby_client_that_catches_up_is_not_closed(make_instance: MakeIns
         writer.close()
 
 
-async def test_game_client_that_stops_reading_is_closed_with_1013(
-    make_instance: MakeInstance, http: AsyncHTTPClient
-) -> None:
-    limit = 256 * 1024
-    instance = await make_instance(**{"limits.max_outgoing_bytes": limit})
+async def stalled_game_socket(
+    instance: Instance, http: AsyncHTTPClient
+) -> tuple[Connection, asyncio.StreamReader, asyncio.StreamWriter, int]:
+    """alice's game socket, resumed from a raw client that then never reads again, and
+    flooded with 60 KB states until the server closes it (or 400 of them); and the
+    socket's kernel send buffer size before the flood."""
     deps = instance.deps
     assert deps is not None
     alice, _, game_id = await new_game(http, instance)
@@ -267,25 +268,36 @@ async def test_game_client_that_stops_reading_is_closed_with_1013(
         rcvbuf=4096,
         headers={"Cookie": alice.cookie_header()},
     )
+    resume = {"type": "resume", "since": 0, "chat_since": 0, "id": 1}
+    writer.write(masked_frame(json.dumps(resume).encode()))
+
+    def game_conn() -> Connection | None:
+        for conn in connections_of(instance):
+            if conn.username == "alice" and conn.held is None and not conn._drop:
+                return conn
+        return None
+
+    await wait_until(lambda: game_conn() is not None, what="alice's game socket resumed")
+    conn = game_conn()
+    assert conn is not None and conn._stream.socket is not None
+    send_buffer = conn._stream.socket.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+    publisher = deps.pubsub.publisher(game_id, users=["alice"])
+    for _ in range(400):
+        await publisher.publish("z" * 60_000, expire=0)
+        if not conn.open:
+            break
+        await asyncio.sleep(0)
+    return conn, reader, writer, send_buffer
+
+
+async def test_game_client_that_stops_reading_is_closed_with_1013(
+    make_instance: MakeInstance, http: AsyncHTTPClient
+) -> None:
+    instance = await make_instance(**{"limits.max_outgoing_bytes": 256 * 1024})
+    deps = instance.deps
+    assert deps is not None
+    conn, reader, writer, _ = await stalled_game_socket(instance, http)
     try:
-        resume = {"type": "resume", "since": 0, "chat_since": 0, "id": 1}
-        writer.write(masked_frame(json.dumps(resume).encode()))
-
-        def game_conn() -> Connection | None:
-            for conn in connections_of(instance):
-                if conn.username == "alice" and conn.held is None and not conn._drop:
-                    return conn
-            return None
-
-        await wait_until(lambda: game_conn() is not None, what="alice's game socket resumed")
-        conn = game_conn()
-        assert conn is not None
-        publisher = deps.pubsub.publisher(game_id, users=["alice"])
-        for _ in range(400):
-            await publisher.publish("z" * 60_000, expire=0)
-            if not conn.open:
-                break
-            await asyncio.sleep(0)
         assert not conn.open, "a game client that fell behind must be closed"
         assert deps.metrics.dropped._value.get() == 0  # game events are never dropped
         assert deps.metrics.slow_closes._value.get() == 1
@@ -331,38 +343,9 @@ async def test_a_stalled_client_is_reset_after_its_1013(
     instance = await make_instance(
         **{"limits.max_outgoing_bytes": 256 * 1024, "limits.socket_send_buffer": 65536}
     )
-    deps = instance.deps
-    assert deps is not None
-    alice, _, game_id = await new_game(http, instance)
-    _reader, writer = await raw_websocket(
-        instance.port,
-        f"/ws/{game_id}?subscribe-user",
-        rcvbuf=4096,
-        headers={"Cookie": alice.cookie_header()},
-    )
+    conn, _reader, writer, send_buffer = await stalled_game_socket(instance, http)
     try:
-        resume = {"type": "resume", "since": 0, "chat_since": 0, "id": 1}
-        writer.write(masked_frame(json.dumps(resume).encode()))
-
-        def game_conn() -> Connection | None:
-            for conn in connections_of(instance):
-                if conn.username == "alice" and conn.held is None and not conn._drop:
-                    return conn
-            return None
-
-        await wait_until(lambda: game_conn() is not None, what="alice's game socket resumed")
-        conn = game_conn()
-        assert conn is not None
-        sock = conn._stream.socket
-        assert sock is not None
-        # Linux reports twice what was asked (its bookkeeping overhead).
-        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) <= 2 * 65536
-        publisher = deps.pubsub.publisher(game_id, users=["alice"])
-        for _ in range(400):
-            await publisher.publish("z" * 60_000, expire=0)
-            if not conn.open:
-                break
-            await asyncio.sleep(0)
+        assert send_buffer <= 2 * 65536  # Linux reports twice what was asked
         assert not conn.open, "a game client that fell behind must be closed"
         closed_at = time.monotonic()
         await wait_until(lambda: conn._stream.closed(), timeout=5, what="connection reset")
