@@ -698,12 +698,18 @@ class Play:
             logger.exception("game %s: finish hook failed (the sweeper retries it)", game.id)
 
     async def retry_finish_hooks(self, *, limit: int = 50) -> int:
-        """Run the finish hook of finished games where it never completed (it failed, or
-        the instance died first). The hook is idempotent (ratings claim each game once)."""
+        """Complete finished games whose finishing never did (the hook failed, or the
+        instance died first): log the final event, keep the move list, run the hook.
+        All idempotent (ratings apply each game once)."""
         if self.on_finished is None:
             return 0
         pending = await self._games.finish_pending(limit=limit)
         for game in pending:
+            # Its instance may have died before logging the final event (no later writer
+            # will) or keeping the move list: both first, then the hook.
+            if game.last is not None:
+                self._log.add(game.last)
+            await self._keep_moves(game)
             await self._finished(game)
         return len(pending)
 

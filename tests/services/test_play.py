@@ -438,3 +438,34 @@ async def test_a_finish_hook_that_failed_is_run_again_by_the_sweeper(world: Worl
     assert runs == ["g1", "g1"]
     assert await world.games.finish_pending(limit=10) == []
     assert await world.play.retry_finish_hooks() == 0 and runs == ["g1", "g1"]
+
+
+async def test_a_game_finished_by_an_instance_that_died_is_completed_by_the_sweeper(
+    storage: MongoStorage,
+) -> None:
+    """A's final move is stored, then A dies: its log batch and its ratings hook never
+    happen. B's sweeper logs the final event, keeps the move list and runs the hook."""
+    dead = FlakyEvents(storage.database, failures=1_000_000)  # A's log writes never land
+    survivor = MongoGames(storage.database)
+    await survivor.ensure_indexes()
+    a = Play(dead, make_pubsub(LocalBroker()))
+    b = Play(survivor, make_pubsub(LocalBroker()))
+    hooked: list[str] = []
+
+    async def dies(game: Any) -> None:
+        raise asyncio.CancelledError  # the process is gone before the hook ran
+
+    async def rates(game: Any) -> None:
+        hooked.append(game.id)
+
+    a.on_finished, b.on_finished = dies, rates
+    await a.create("g1", "tictactoe", PLAYERS, 1)
+    with pytest.raises(asyncio.CancelledError):
+        await a.resign("g1", "bob")
+    assert await survivor.events_since("g1", 0, limit=10) == []
+    assert await b.retry_finish_hooks() == 1
+    assert await b._log.flush(within=5.0)
+    logged = await survivor.events_since("g1", 0, limit=10)
+    assert [(e.seq, e.type, e.player) for e in logged] == [(1, "resign", "bob")]
+    assert hooked == ["g1"] and await survivor.finish_pending(limit=10) == []
+    a._log._queue.clear()  # A is "dead": nothing of it may linger
