@@ -2,8 +2,10 @@
  * Playhouse challenges: the parts of the challenge flow shared by the lobby and
  * the guild page. `window.PlayhouseChallenges` offers
  *
- *   util: {el, same, post, clock, feedback}  small DOM / HTTP helpers (text only, never markup)
+ *   util: {el, same, post, clock, feedback, fillGameSelect}  small DOM / HTTP helpers
+ *                                      (text only, never markup)
  *
+ * fillGameSelect(select, catalogue): the two-player games as options, keeping the choice.
  * feedback(errorEl, newsEl) → {error(text), clearError(), news(text)}: a page's
  * role="alert" error line (hidden again after 15 s) and status line (after 10 s).
  *   board(options)                         the "Challenges for you" / "Your challenges" lists
@@ -286,6 +288,19 @@
         };
     }
 
+    function fillGameSelect(select, games) {
+        const chosen = select.value;
+        const twoPlayer = games.filter((g) => g.min_players <= 2 && 2 <= g.max_players);
+        select.replaceChildren(...twoPlayer.map((game) => {
+            const option = el('option', null, game.title);
+            option.value = game.kind;
+            return option;
+        }));
+        if (chosen && twoPlayer.some((g) => g.kind === chosen)) {
+            select.value = chosen;
+        }
+    }
+
     const NEWS_MS = 10000;
     const ERROR_MS = 15000;
 
@@ -316,7 +331,10 @@
     }
 
     window.PlayhouseChallenges = {
-        util: {el: el, same: same, post: post, clock: clock, feedback: feedback},
+        util: {
+            el: el, same: same, post: post, clock: clock, feedback: feedback,
+            fillGameSelect: fillGameSelect,
+        },
         board: board,
     };
 }());

@@ -154,7 +154,43 @@
         return m + ':' + String(s).padStart(2, '0');
     }
 
-    window.PlayhouseUI = {svg, html, actionable, bindArrows, SEATS, clockText};
+    /**
+     * "alice resigned", or for a move "alice " + what ``describeMove()`` says (the board's
+     * wording; it may be null or throw: the raw move is shown then).
+     */
+    function eventText(last, describeMove) {
+        const who = last.player || '';
+        if (last.type !== 'move') {
+            return who + ' ' + (EVENT_TEXT[last.type] || last.type);
+        }
+        let text = null;
+        if (describeMove) {
+            try {
+                text = describeMove();
+            } catch (e) {
+                text = null;
+            }
+        }
+        return who + ' ' + (text || (last.move ? JSON.stringify(last.move) : 'moved'));
+    }
+
+    /** "alice wins — by resignation." ("You win …!" for ``me``), "Draw …", or '' for none. */
+    function resultText(result, me) {
+        if (!result) {
+            return '';
+        }
+        const reason = REASONS[result.reason] || result.reason || '';
+        const how = reason ? ' — ' + reason : '';
+        if (result.status === 'draw' || !result.winner) {
+            return 'Draw' + how + '.';
+        }
+        if (me && result.winner === me) {
+            return 'You win' + how + '!';
+        }
+        return result.winner + ' wins' + how + '.';
+    }
+
+    window.PlayhouseUI = {svg, html, actionable, bindArrows, SEATS, clockText, eventText, resultText};
     window.PlayhouseBoards = window.PlayhouseBoards || {};
 
     /* ---- The page ---- */
@@ -462,34 +498,9 @@
 
         function describeLast(state) {
             const last = state.last;
-            const who = last.player || '';
-            if (last.type !== 'move') {
-                return who + ' ' + (EVENT_TEXT[last.type] || last.type);
-            }
-            let text = null;
-            if (board && board.describe) {
-                try {
-                    text = board.describe(last, state, context(state));
-                } catch (e) {
-                    text = null;
-                }
-            }
-            if (!text) {
-                text = last.move ? JSON.stringify(last.move) : 'moved';
-            }
-            return who + ' ' + text;
-        }
-
-        function resultText(result) {
-            if (!result) {
-                return '';
-            }
-            const reason = REASONS[result.reason] || result.reason || '';
-            if (result.status === 'draw' || !result.winner) {
-                return 'Draw' + (reason ? ' — ' + reason : '') + '.';
-            }
-            const who = result.winner === me ? 'You win' : result.winner + ' wins';
-            return who + (reason ? ' — ' + reason : '') + (result.winner === me ? '!' : '.');
+            const describeMove = board && board.describe
+                ? () => board.describe(last, state, context(state)) : null;
+            return eventText(last, describeMove);
         }
 
         function context(state) {
@@ -554,7 +565,7 @@
             document.title = (s && myTurnNow() ? '● Your turn · ' : '') + baseTitle;
             el.classList.remove('turn-mine', 'turn-over');
             if (s && finished()) {
-                el.textContent = resultText(s.result) || 'Game over.';
+                el.textContent = resultText(s.result, me) || 'Game over.';
                 el.classList.add('turn-over');
                 return;
             }
@@ -696,7 +707,7 @@
             els.chatSend.disabled = game.stopped !== null || !game.connected;
             els.result.hidden = !(s && finished());
             if (s && finished()) {
-                els.resultText.textContent = resultText(s.result);
+                els.resultText.textContent = resultText(s.result, me);
                 if (!spectator) {
                     loadRematch();
                 }

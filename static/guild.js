@@ -33,7 +33,7 @@
         if (!root || !window.PlayhouseChallenges) {
             return;
         }
-        const {el, same, post, feedback} = window.PlayhouseChallenges.util;
+        const {el, same, post, feedback, fillGameSelect} = window.PlayhouseChallenges.util;
         const guild = root.dataset.guild;
         const api = '/api/guilds/' + encodeURIComponent(guild);
         const byId = (id) => document.getElementById(id);
@@ -148,20 +148,8 @@
 
         /* -- Members -- */
 
-        function twoPlayer(game) {
-            return game.min_players <= 2 && 2 <= game.max_players;
-        }
-
         function gameOptions(select) {
-            const chosen = select.value;
-            select.replaceChildren(...state.games.filter(twoPlayer).map((game) => {
-                const option = el('option', null, game.title);
-                option.value = game.kind;
-                return option;
-            }));
-            if (chosen && state.games.some((g) => g.kind === chosen)) {
-                select.value = chosen;
-            }
+            fillGameSelect(select, state.games);
         }
 
         function memberRow(name) {

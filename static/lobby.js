@@ -27,7 +27,7 @@
     const CONNECTION_STATES = ['connecting', 'connected', 'disconnected'];
 
     // Shared helpers (static/challenges.js, loaded first): text only, never markup.
-    const {el, same, post, feedback} = window.PlayhouseChallenges.util;
+    const {el, same, post, feedback, fillGameSelect} = window.PlayhouseChallenges.util;
 
     /* ---- Live games: a self-contained panel (GET /api/lobby live_games + diffs) ---- */
 
@@ -174,10 +174,6 @@
 
         /* -- Catalogue -- */
 
-        function twoPlayer(game) {
-            return game.min_players <= 2 && 2 <= game.max_players;
-        }
-
         function renderCatalogue() {
             els.catalogue.replaceChildren(...state.games.map((game) => {
                 const li = el('li', 'catalogue-item');
@@ -193,15 +189,7 @@
         }
 
         function gameOptions(select) {
-            const chosen = select.value;
-            select.replaceChildren(...state.games.filter(twoPlayer).map((game) => {
-                const option = el('option', null, game.title);
-                option.value = game.kind;
-                return option;
-            }));
-            if (chosen && state.games.some((g) => g.kind === chosen)) {
-                select.value = chosen;
-            }
+            fillGameSelect(select, state.games);
         }
 
         /* -- Players -- */

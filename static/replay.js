@@ -16,20 +16,6 @@
     'use strict';
 
     const STEP_MS = 1000;
-    const EVENT_TEXT = {
-        resign: 'resigned',
-        offer_draw: 'offered a draw',
-        accept_draw: 'accepted the draw',
-        decline_draw: 'declined the draw',
-        timeout: 'ran out of time',
-        abandon: 'left the game',
-    };
-    const REASONS = {
-        resigned: 'by resignation',
-        agreed: 'by agreement',
-        timeout: 'on time',
-        abandoned: 'by abandonment',
-    };
     const FAILURES = {
         401: ['Sign in to watch this replay.', 'Sign in', null],
         404: ['There is no such game.', 'Back to the lobby', '/'],
@@ -43,7 +29,7 @@
             return;
         }
         const ui = window.PlayhouseUI;
-        const html = ui.html;
+        const {html, eventText, resultText} = ui;
         const gameId = root.dataset.gameId;
         const kind = root.dataset.kind;
         const boardData = JSON.parse(root.dataset.board || '{}');
@@ -109,34 +95,13 @@
 
         function describe(frame, position) {
             const last = frame.last;
-            const who = last.player || '';
-            if (last.type !== 'move') {
-                return who + ' ' + (EVENT_TEXT[last.type] || last.type);
-            }
-            let text = null;
-            if (board && board.describe && last.move) {
-                const state = stateAt(position);
-                try {
-                    text = board.describe(state.last, state, context(state));
-                } catch (e) {
-                    text = null;
+            const describeMove = board && board.describe && last.move
+                ? () => {
+                    const state = stateAt(position);
+                    return board.describe(state.last, state, context(state));
                 }
-            }
-            if (!text) {
-                text = last.move ? JSON.stringify(last.move) : 'moved';
-            }
-            return who + ' ' + text;
-        }
-
-        function resultText(result) {
-            if (!result) {
-                return 'Game over.';
-            }
-            const reason = REASONS[result.reason] || result.reason || '';
-            if (result.status === 'draw' || !result.winner) {
-                return 'Draw' + (reason ? ' — ' + reason : '') + '.';
-            }
-            return result.winner + ' wins' + (reason ? ' — ' + reason : '') + '.';
+                : null;
+            return eventText(last, describeMove);
         }
 
         /* -- Rendering -- */
@@ -221,7 +186,7 @@
             const end = position === count;
             els.result.hidden = !end;
             if (end) {
-                els.resultText.textContent = resultText(replay.data.result);
+                els.resultText.textContent = resultText(replay.data.result) || 'Game over.';
             }
             els.first.disabled = position === 0;
             els.prev.disabled = position === 0;
