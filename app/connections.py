@@ -8,7 +8,7 @@ once (never a gap in a game: the client resumes by seq); any other socket (lobby
 presence, notifications: diffs a client can do without) has the frame dropped and
 is closed with 1013 only if still behind ``slow_seconds`` later.
 
-:class:`ConnectionSet` also holds the per-socket limits of :class:`SocketLimits` and
+:class:`ConnectionSet` also holds the per-socket limits (``[limits]``, :class:`LimitSettings`) and
 counts open sockets per user and per client IP — on this instance only.
 """
 
@@ -21,16 +21,16 @@ import socket
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 from tornado.iostream import IOStream
 from tornado.websocket import WebSocketProtocol
 
+from app.config import LimitSettings
 from app.frames import encode_frame, frame_for_payload
 from app.ratelimit import LocalRateLimiter, RateLimiter
 
-__all__ = ["Closable", "Connection", "ConnectionSet", "SocketLimits"]
+__all__ = ["Closable", "Connection", "ConnectionSet"]
 
 log = logging.getLogger("playhouse.ws")
 
@@ -43,22 +43,6 @@ MAX_HELD_FRAMES = 2000
 """Live frames kept for a socket waiting for its replay (a game socket before ``resume``);
 more, and it is closed with 1013 like any client too far behind (it resumes by seq)."""
 PING_FRAME = b"\x89\x00"
-
-
-@dataclass(frozen=True)
-class SocketLimits:
-    """Per-socket and per-instance bounds of the WebSocket endpoint (``[limits]``)."""
-
-    messages_per_second: float = 20.0
-    message_burst: int = 40
-    max_sockets_per_user: int = 20
-    max_sockets_per_ip: int = 200
-    max_subscriptions: int = 64
-    handshakes_per_ip: int = 60
-    handshake_window: int = 10
-    slow_client_seconds: float = 10.0
-    exempt_ips: frozenset[str] = frozenset()
-    socket_send_buffer: int = 262144
 
 
 class Closable(Protocol):
@@ -281,11 +265,11 @@ class ConnectionSet:
     """Every open connection of the instance: idle heartbeats and drain."""
 
     def __init__(
-        self, limits: SocketLimits | None = None, *, handshakes: RateLimiter | None = None
+        self, limits: LimitSettings | None = None, *, handshakes: RateLimiter | None = None
     ) -> None:
         self._all: dict[Connection, None] = {}
         self._emptied: asyncio.Event | None = None
-        self.limits = limits or SocketLimits()
+        self.limits = limits or LimitSettings()
         # Handshakes per IP: in this process's memory (no Redis round trip per connect).
         self.handshakes: RateLimiter = handshakes or LocalRateLimiter(clock=time.monotonic)
         self._per_user: dict[str, int] = {}

@@ -12,7 +12,7 @@ import tornado.web
 
 from app.channel_policy import ChannelPolicy, DefaultPolicy
 from app.config import Settings, safe_url
-from app.connections import ConnectionSet, SocketLimits
+from app.connections import ConnectionSet
 from app.control import ControlChannel
 from app.errors import StorageUnavailable
 from app.handlers.base import SESSION_COOKIE
@@ -122,22 +122,6 @@ def _make_limiter(settings: Settings, broker: Broker) -> RateLimiter:
     return LocalRateLimiter()
 
 
-def _socket_limits(settings: Settings) -> SocketLimits:
-    limits = settings.limits
-    return SocketLimits(
-        messages_per_second=limits.messages_per_second,
-        message_burst=limits.message_burst,
-        max_sockets_per_user=limits.max_sockets_per_user,
-        max_sockets_per_ip=limits.max_sockets_per_ip,
-        max_subscriptions=limits.max_subscriptions,
-        handshakes_per_ip=limits.handshakes_per_ip,
-        handshake_window=limits.handshake_window,
-        slow_client_seconds=limits.slow_client_seconds,
-        exempt_ips=frozenset(limits.exempt_ips),
-        socket_send_buffer=limits.socket_send_buffer,
-    )
-
-
 def _identify(accounts: Accounts) -> Identify:
     async def identify(handler: tornado.web.RequestHandler) -> Identity:
         raw = handler.get_signed_cookie(SESSION_COOKIE, max_age_days=366)
@@ -231,7 +215,7 @@ async def build_deps(settings: Settings, *, mongo_url: str) -> Deps:
         is_available=is_available,
         ttl=game_settings.challenge_seconds,
     )
-    connections = ConnectionSet(_socket_limits(settings))
+    connections = ConnectionSet(settings.limits)
     control = ControlChannel(pubsub, connections, presence)
 
     async def groups_of(user: str) -> tuple[str, ...]:
