@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import orjson
-
-from app.errors import Conflict, NotFound
-from app.games import registry
+from app.errors import Conflict
 from app.handlers.context import WebContext
-from app.handlers.pages import _BOARD_DATA
+from app.handlers.pages import board_page_args, game_and_rules
 from app.handlers.session import ApiHandler, PageHandler
 from app.services.replays import Replays
 from app.storage.games import GameStatus
@@ -40,18 +37,7 @@ class ReplayPage(PageHandler):
 
     async def get(self, game_id: str) -> None:
         self.viewer()  # signed out: redirected to /login?next=...
-        game = await self.web.games.get(game_id)
-        rules = registry.get(game.kind) if game is not None else None
-        if game is None or rules is None:
-            raise NotFound("There is no such game.")
+        game, rules = await game_and_rules(self.web.games, game_id)
         if game.status is not GameStatus.FINISHED:
             raise Conflict("This game is still being played.", code="game_active")
-        self.render(
-            "replay.html",
-            game_id=game.id,
-            kind=game.kind,
-            game_title=rules.title,
-            players=list(game.players),
-            players_json=orjson.dumps(list(game.players)).decode(),
-            board_json=orjson.dumps(_BOARD_DATA.get(game.kind, {})).decode(),
-        )
+        self.render("replay.html", **board_page_args(game, rules))
