@@ -5,8 +5,11 @@ its stream has nothing queued (no future, no copy), and falls back to the
 stream's buffer otherwise, so write order is kept. A client whose queued bytes
 would pass ``max_outgoing_bytes`` is behind: a game socket is closed with 1013 at
 once (never a gap in a game: the client resumes by seq); any other socket (lobby,
-presence, notifications: diffs a client can do without) has the frame dropped and
-is closed with 1013 only if still behind ``slow_seconds`` later.
+presence, notifications) keeps what does not fit aside, a newer message replacing an
+older one with the same key (:mod:`app.coalesce`: the latest presence of a user, say),
+writes it once the client has caught up, and is closed with 1013 only if still
+behind ``slow_seconds`` later. What is kept aside is bounded too: past a quarter of
+``max_outgoing_bytes``, messages that replace nothing are dropped (and counted).
 
 :class:`ConnectionSet` also holds the per-socket limits (``[limits]``, :class:`LimitSettings`) and
 counts open sockets per user and per client IP — on this instance only.
@@ -26,6 +29,7 @@ from typing import Protocol
 from tornado.iostream import IOStream
 from tornado.websocket import WebSocketProtocol
 
+from app.coalesce import coalescing_key
 from app.config import LimitSettings
 from app.frames import encode_frame, frame_for_payload
 from app.ratelimit import LocalRateLimiter, RateLimiter
@@ -39,6 +43,8 @@ CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TRY_AGAIN_LATER = 1013
 SLOW_RESET_SECONDS = 2.0
 """After a 1013 for falling behind, how long the close handshake may take before a reset."""
+CATCH_UP_POLL = 0.1
+"""Seconds between checks whether a client that fell behind has caught up."""
 MAX_HELD_FRAMES = 2000
 """Live frames kept for a socket waiting for its replay (a game socket before ``resume``);
 more, and it is closed with 1013 like any client too far behind (it resumes by seq)."""
@@ -58,20 +64,26 @@ class Connection:
         protocol: Tornado's WebSocket protocol object (for its close state).
         max_outgoing_bytes: bound on queued bytes; beyond it the client is behind.
         on_slow_close: called once when this connection is closed for overflow.
-        droppable: drop frames while behind instead of closing at once (not games).
+        droppable: keep frames aside (coalesced) while behind instead of closing at once
+            (not games).
         slow_seconds: how long a droppable connection may stay behind before 1013.
         on_drop: called for each frame dropped.
+        on_coalesce: called for each frame a newer one replaced while behind.
         ip: the client's address (counted per IP by :class:`ConnectionSet`).
     """
 
     __slots__ = (
         "_behind",
+        "_behind_since",
         "_direct",
         "_drop",
         "_limit",
+        "_on_coalesce",
         "_on_drop",
         "_on_slow_close",
         "_owner",
+        "_pending",
+        "_pending_bytes",
         "_protocol",
         "_slow_seconds",
         "_stream",
@@ -81,6 +93,7 @@ class Connection:
         "draining",
         "echo_filter",
         "flood_drops",
+        "gate",
         "held",
         "ip",
         "on_regroup",
@@ -103,6 +116,7 @@ class Connection:
         droppable: bool = False,
         slow_seconds: float = 10.0,
         on_drop: Callable[[], None] | None = None,
+        on_coalesce: Callable[[], None] | None = None,
         ip: str = "",
     ) -> None:
         self._owner = owner
@@ -113,7 +127,12 @@ class Connection:
         self._drop = droppable
         self._slow_seconds = slow_seconds
         self._on_drop = on_drop
-        # Set while behind (a frame dropped, none queued since): the check closing it later.
+        self._on_coalesce = on_coalesce
+        # While behind: frames kept aside by coalescing key (or a unique object), oldest
+        # first, their size, since when, and the next check whether it caught up.
+        self._pending: dict[object, tuple[bytes, bytes]] | None = None
+        self._pending_bytes = 0
+        self._behind_since = 0.0
         self._behind: asyncio.TimerHandle | None = None
         self.ip = ip
         # Token bucket of client frames (see ``admit``); filled on first use.
@@ -128,6 +147,8 @@ class Connection:
         # While the last messages are replayed on open, live frames wait here so
         # the client sees the replay first and never a live message twice.
         self.held: list[tuple[bytes, bytes]] | None = None
+        # Game sockets: passes each payload once, so no event reaches the client twice.
+        self.gate: Callable[[bytes], bool] | None = None
         self.alive = True  # a pong or message arrived since the last ping
         self.busy = 0  # client frames being handled (a move being written, say)
         self.draining = False  # close with 1001 as soon as it is not busy
@@ -142,10 +163,18 @@ class Connection:
         if not self.open or payload == self.echo_filter:
             return
         if self.held is not None:
-            if len(self.held) >= MAX_HELD_FRAMES:  # never resumed and flooded meanwhile
-                self._overflow()
-                return
-            self.held.append((frame, payload))
+            if len(self.held) < MAX_HELD_FRAMES:
+                self.held.append((frame, payload))
+            elif self._drop:  # kept messages being read while a flood comes in
+                self._dropped()
+            else:  # a game socket never resumed and flooded meanwhile
+                self._slow_close()
+            return
+        gate = self.gate
+        if gate is not None and not gate(payload):
+            return
+        if self._pending is not None:  # behind: after what waits, never before it
+            self._keep_aside(frame, payload)
             return
         self.active = True
         stream = self._stream
@@ -163,7 +192,10 @@ class Connection:
                 return
             frame = frame[sent:]
         elif len(queued) + len(frame) > self._limit:
-            self._overflow()
+            if self._drop:
+                self._keep_aside(frame, payload)
+            else:
+                self._slow_close()
             return
         stream.write(frame)
 
@@ -185,17 +217,16 @@ class Connection:
         self.tokens = tokens - 1.0
         return True
 
-    def release(self, replay: list[bytes], keep: Callable[[bytes], bool] | None = None) -> None:
-        """End the hold: ``replay`` first (minus what arrived live meanwhile), then held
-        frames — only those ``keep`` accepts, when given (the replay covered the rest)."""
+    def release(self, replay: list[bytes]) -> None:
+        """End the hold: ``replay`` first (minus what arrived live meanwhile), then the
+        held frames (a ``gate`` drops those the replay already covered)."""
         held, self.held = self.held or [], None
         arrived = {payload for _, payload in held}
         for payload in replay:
             if payload not in arrived:
                 self.deliver(frame_for_payload(payload), payload)
         for frame, payload in held:
-            if keep is None or keep(payload):
-                self.deliver(frame, payload)
+            self.deliver(frame, payload)
 
     def send_text(self, text: str) -> None:
         """Send one text message outside the fan-out path (replays, heartbeats)."""
@@ -212,6 +243,7 @@ class Connection:
         if self._behind is not None:
             self._behind.cancel()
             self._behind = None
+        self._pending = None
         if self.open:
             self.open = False
             self._owner.close(code, reason)
@@ -227,23 +259,49 @@ class Connection:
                 )
         self._stream.close()
 
-    def _overflow(self) -> None:
-        if not self._drop:
-            self._slow_close()
+    def _keep_aside(self, frame: bytes, payload: bytes) -> None:
+        """Behind: keep the frame until the client catches up, replacing an older one
+        with the same key; past the bound, drop what replaces nothing."""
+        pending = self._pending
+        if pending is None:
+            loop = asyncio.get_running_loop()
+            pending = self._pending = {}
+            self._pending_bytes = 0
+            self._behind_since = loop.time()
+            self._behind = loop.call_later(CATCH_UP_POLL, self._catch_up)
+        key: object = coalescing_key(payload)
+        if key is not None and key in pending:
+            older, _ = pending.pop(key)
+            self._pending_bytes -= len(older)
+            if self._on_coalesce is not None:
+                self._on_coalesce()
+        elif self._pending_bytes + len(frame) > self._limit // 4:
+            self._dropped()
             return
+        pending[object() if key is None else key] = (frame, payload)
+        self._pending_bytes += len(frame)
+
+    def _catch_up(self) -> None:
+        """Write what was kept aside once the queue is down to half the bound; close with
+        1013 when the client is still behind ``slow_seconds`` after falling behind."""
+        self._behind = None
+        pending = self._pending
+        queued = self._stream._write_buffer
+        if not self.open or pending is None or queued is None:
+            return
+        loop = asyncio.get_running_loop()
+        if len(queued) * 2 <= self._limit:
+            self._pending = None
+            for frame, payload in pending.values():
+                self.deliver(frame, payload)  # may fall behind again: kept aside anew
+        elif loop.time() - self._behind_since >= self._slow_seconds:
+            self._slow_close()
+        else:
+            self._behind = loop.call_later(CATCH_UP_POLL, self._catch_up)
+
+    def _dropped(self) -> None:
         if self._on_drop is not None:
             self._on_drop()
-        if self._behind is None:
-            loop = asyncio.get_running_loop()
-            self._behind = loop.call_later(self._slow_seconds, self._still_behind)
-
-    def _still_behind(self) -> None:
-        """``slow_seconds`` after falling behind: close unless the queue has drained below
-        half the bound meanwhile (room for a frame now and then is not catching up)."""
-        self._behind = None
-        queued = self._stream._write_buffer
-        if self.open and queued is not None and len(queued) * 2 > self._limit:
-            self._slow_close()
 
     def _slow_close(self) -> None:
         log.info("closing slow client: more than %d bytes queued", self._limit)

@@ -67,6 +67,11 @@ class Metrics:
             "Frames not sent to a non-game socket that had fallen behind.",
             registry=r,
         )
+        self.coalesced = Counter(
+            "playhouse_ws_coalesced",
+            "Frames kept for a non-game socket behind, replaced by a newer one (same key).",
+            registry=r,
+        )
         self.ping_timeouts = Counter(
             "playhouse_ws_ping_timeouts", "Sockets dropped for not answering pings.", registry=r
         )

@@ -5,11 +5,13 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator
 
+import orjson
 import pytest
 from tornado.iostream import IOStream
 
 from app.connections import MAX_HELD_FRAMES, Connection
 from app.frames import encode_frame
+from app.handlers.game_socket import EventGate
 
 
 class Owner:
@@ -116,3 +118,53 @@ async def test_a_socket_that_never_resumes_is_closed_once_too_much_is_held(
     conn.deliver(frame, payload)
     assert owner.closed == [(1013, "client too slow")]
     assert len(conn.held) == MAX_HELD_FRAMES
+
+
+def state(seq: int, *, replay: bool = False) -> bytes:
+    return orjson.dumps({"type": "state", "game": "g", "seq": seq, "replay": replay})
+
+
+def chat(n: int) -> bytes:
+    return orjson.dumps({"type": "chat", "game": "g", "n": n, "text": "hi"})
+
+
+async def test_gate_drops_live_events_the_replay_already_sent(
+    pair: tuple[IOStream, socket.socket],
+) -> None:
+    """A state published just after the replay read the log (or late through Redis)
+    arrives live once the hold has ended: the gate keeps it from reaching the client twice."""
+    stream, peer = pair
+    conn = Connection(Owner(), stream, Protocol(), max_outgoing_bytes=1 << 20)  # type: ignore[arg-type]
+    gate = EventGate()
+    conn.gate = gate
+    conn.held = []
+    conn.deliver(encode_frame(state(3)), state(3))  # live, while the replay is read
+    gate.rewind(1, 0)
+    conn.release([state(2, replay=True), state(3, replay=True), chat(1)])
+    for late in (state(3), state(2), chat(1), b"ws4redis text", state(4), chat(2), chat(2)):
+        conn.deliver(encode_frame(late), late)
+    expected = frames(
+        state(2, replay=True), state(3, replay=True), chat(1), b"ws4redis text", state(4), chat(2)
+    )
+    assert read_exactly(peer, len(expected)) == expected
+    peer.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        peer.recv(1)
+
+
+async def test_a_second_resume_replays_from_what_the_client_has(
+    pair: tuple[IOStream, socket.socket],
+) -> None:
+    """A client that saw seq jump (a live state lost while Redis was down) resumes on the
+    same socket: the replay from its ``since`` passes the gate again."""
+    stream, peer = pair
+    conn = Connection(Owner(), stream, Protocol(), max_outgoing_bytes=1 << 20)  # type: ignore[arg-type]
+    gate = EventGate()
+    conn.gate = gate
+    for live in (state(0), state(1), state(3)):  # seq 2 was lost
+        conn.deliver(encode_frame(live), live)
+    conn.held = []
+    gate.rewind(1, 0)
+    conn.release([state(2, replay=True), state(3, replay=True)])
+    expected = frames(state(0), state(1), state(3), state(2, replay=True), state(3, replay=True))
+    assert read_exactly(peer, len(expected)) == expected

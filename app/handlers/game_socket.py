@@ -217,6 +217,7 @@ class GameSocket:
         self.spectator = spectator
         self._conn: Connection | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._gate = EventGate()
 
     def plan(self, names: ChannelNames, requested: ChannelPlan) -> ChannelPlan:
         """The channels of this socket: a spectator gets the game's public channel only
@@ -228,6 +229,7 @@ class GameSocket:
     def opened(self, conn: Connection) -> None:
         """Start holding live frames until the client resumes (or RESUME_WAIT passes)."""
         self._conn = conn
+        conn.gate = self._gate
         if conn.held is None:
             conn.held = []
         loop = asyncio.get_running_loop()
@@ -303,7 +305,7 @@ class GameSocket:
 
     async def _resume(self, conn: Connection, command: Resume) -> dict[str, Any]:
         """Replay what the client missed, then let the held live frames through, minus
-        those the replay already covered."""
+        those the replay already covered (the socket's :class:`EventGate`)."""
         if self._timer is not None:
             self._timer.cancel()
         if conn.held is None:
@@ -316,21 +318,8 @@ class GameSocket:
         except BaseException:
             conn.release([])
             raise
-
-        def fresh(payload: bytes) -> bool:
-            try:
-                message = orjson.loads(payload)
-            except orjson.JSONDecodeError:
-                return True
-            if not isinstance(message, dict):
-                return True
-            if message.get("type") == "state":
-                return int(message.get("seq", 0)) > resumed.seq
-            if message.get("type") == "chat":
-                return int(message.get("n", 0)) > resumed.chat
-            return True
-
-        conn.release([*resumed.messages, watchers], keep=fresh)
+        self._gate.rewind(command.since, command.chat_since)
+        conn.release([*resumed.messages, watchers])
         return {"type": "resumed", "id": command.id, "seq": resumed.seq, "chat": resumed.chat}
 
     async def _resume_watching(self, conn: Connection, command: Resume) -> dict[str, Any]:
@@ -349,22 +338,62 @@ class GameSocket:
         seq = int(state["seq"])
         fresh_start = command.since < seq or command.since == 0
         replay = [orjson.dumps({**state, "replay": True})] if fresh_start else []
-
-        def fresh(payload: bytes) -> bool:
-            try:
-                message = orjson.loads(payload)
-            except orjson.JSONDecodeError:
-                return True
-            if isinstance(message, dict) and message.get("type") == "state":
-                return int(message.get("seq", 0)) > seq
-            return True
-
-        conn.release([*replay, watchers], keep=fresh)
+        self._gate.rewind(command.since, command.chat_since)
+        conn.release([*replay, watchers])
         return {"type": "resumed", "id": command.id, "seq": seq, "chat": command.chat_since}
 
     async def _watchers(self) -> bytes:
         count = await self._hub.watchers.total(self.game_id)
         return orjson.dumps({"type": "watchers", "game_id": self.game_id, "count": count})
+
+
+class EventGate:
+    """Lets each ``state`` and ``chat`` message reach a socket once, in order.
+
+    A live message can arrive after a replay that already held it (published just
+    after the replay read the log, or late through Redis): ``state`` messages pass
+    only with a ``seq``, and ``chat`` lines with an ``n``, above the last one passed.
+    Every other message passes. ``rewind`` starts again from what the client has.
+    """
+
+    __slots__ = ("chat", "seq")
+
+    def __init__(self) -> None:
+        self.seq = -1  # the initial position has seq 0
+        self.chat = 0
+
+    def rewind(self, since: int, chat_since: int) -> None:
+        """The client has up to ``since`` and chat line ``chat_since`` (0: nothing)."""
+        self.seq = since if since > 0 else -1
+        self.chat = chat_since
+
+    def __call__(self, payload: bytes) -> bool:
+        if payload.startswith(_STATE):
+            seq = _number(payload, "seq")
+            if seq is None or seq > self.seq:
+                self.seq = self.seq if seq is None else seq
+                return True
+            return False
+        if payload.startswith(_CHAT):
+            n = _number(payload, "n")
+            if n is None or n > self.chat:
+                self.chat = self.chat if n is None else n
+                return True
+            return False
+        return True
+
+
+_STATE = b'{"type":"state",'
+_CHAT = b'{"type":"chat",'
+
+
+def _number(payload: bytes, key: str) -> int | None:
+    """The integer ``key`` of a JSON object payload, or None."""
+    try:
+        value = orjson.loads(payload).get(key)
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _ack(msg_id: object, ack: Ack) -> dict[str, Any]:

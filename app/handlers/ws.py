@@ -170,6 +170,7 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
             droppable=self._game is None,
             slow_seconds=ctx.connections.limits.slow_client_seconds,
             on_drop=ctx.metrics.dropped.inc,
+            on_coalesce=ctx.metrics.coalesced.inc,
             ip=self._ip,
         )
         conn.session_key = self._session_key
@@ -313,6 +314,13 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
         self.ctx.metrics.rejected.labels(error.code).inc()
         conn.close(ws_close_code(error), str(error))
 
+    def get_websocket_protocol(self) -> tornado.websocket.WebSocketProtocol | None:
+        protocol = super().get_websocket_protocol()
+        if isinstance(protocol, tornado.websocket.WebSocketProtocol13):
+            # Same object, one method more: Tornado builds it from private parameters.
+            protocol.__class__ = _CountingProtocol
+        return protocol
+
     def on_pong(self, data: bytes) -> None:
         if self._conn is not None:
             self._conn.alive = True
@@ -332,6 +340,21 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
             task = asyncio.ensure_future(ctx.presence.disconnected(self._username))
             ctx.background.add(task)
             task.add_done_callback(ctx.background.discard)
+
+
+class _CountingProtocol(tornado.websocket.WebSocketProtocol13):
+    """Tornado's protocol, counting the frames it refuses itself before any handler
+    code sees them: over ``max_message_size`` (1009, ``too_big``)."""
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        if code == CLOSE_MESSAGE_TOO_BIG and not self.server_terminated:
+            handler = self.handler
+            if isinstance(handler, Ws4RedisHandler):
+                handler.ctx.metrics.rejected.labels("too_big").inc()
+        super().close(code, reason)
+
+
+CLOSE_MESSAGE_TOO_BIG = 1009
 
 
 def _limited(message: str, code: str, retry_after: int) -> RateLimited:

@@ -191,6 +191,9 @@ async def test_oversize_frame_closes_1009(make_instance: MakeInstance) -> None:
     await conn.write_message("x" * 1025)
     assert await recv(conn) is None
     assert conn.close_code == 1009
+    deps = instance.deps
+    assert deps is not None
+    assert deps.metrics.rejected.labels("too_big")._value.get() == 1  # counted in /metrics
 
 
 async def test_binary_frame_closes_1003(make_instance: MakeInstance) -> None:

@@ -1,5 +1,6 @@
 """Limits of the ws4redis endpoint over real sockets: frame rate, sockets per user and per
-IP, channels per socket, handshake rate, and slow clients (lobby: drop, game: close)."""
+IP, channels per socket, handshake rate, and slow clients (lobby: kept aside and coalesced, then
+dropped; game: close)."""
 
 from __future__ import annotations
 
@@ -351,5 +352,74 @@ async def test_a_stalled_client_is_reset_after_its_1013(
         await wait_until(lambda: conn._stream.closed(), timeout=5, what="connection reset")
         assert time.monotonic() - closed_at <= SLOW_RESET_SECONDS + 1.0
         await wait_until(lambda: conn not in connections_of(instance), what="socket gone")
+    finally:
+        writer.close()
+
+
+def server_frames(data: bytes) -> list[bytes]:
+    """The payloads of the complete unmasked server frames in ``data``."""
+    payloads, at = [], 0
+    while at + 2 <= len(data):
+        size, head = data[at + 1] & 0x7F, 2
+        if size == 126:
+            size, head = int.from_bytes(data[at + 2 : at + 4]), 4
+        elif size == 127:
+            size, head = int.from_bytes(data[at + 2 : at + 10]), 10
+        if at + head + size > len(data):
+            break
+        payloads.append(data[at + head : at + head + size])
+        at += head + size
+    return payloads
+
+
+async def test_lobby_client_behind_gets_the_latest_presence_once_it_catches_up(
+    make_instance: MakeInstance,
+) -> None:
+    """While a lobby client is behind, a newer diff for the same user replaces the one
+    kept for it; once it reads again it gets what was kept, in order, nothing stale."""
+    limit = 256 * 1024
+    instance = await make_instance(
+        **{"limits.max_outgoing_bytes": limit, "limits.slow_client_seconds": 10.0}
+    )
+    deps = instance.deps
+    assert deps is not None
+    reader, writer = await raw_websocket(
+        instance.port, "/ws/lobby?subscribe-broadcast", rcvbuf=4096
+    )
+    try:
+        await wait_until(lambda: len(deps.connections) == 1, what="raw client registered")
+        writer.transport.pause_reading()  # type: ignore[attr-defined]
+        conn = connections_of(instance)[0]
+        publisher = deps.pubsub.publisher("lobby", broadcast=True)
+        filler = 0
+        while conn._pending is None:  # fill the queue until the next frame is kept aside
+            filler += 1
+            await publisher.publish(f"filler {filler} " + "f" * 30_000, expire=0)
+        updates = [("u1", "online"), ("u2", "online"), ("u1", "in_game"), ("u1", "offline")]
+        for user, status in updates:
+            diff = {"type": "presence", "user": user, "status": status}
+            await publisher.publish(json.dumps(diff, separators=(",", ":")), expire=0)
+        await publisher.publish("notice: kept in order", expire=0)
+        assert deps.metrics.coalesced._value.get() == 2  # u1 online, u1 in_game
+        assert deps.metrics.dropped._value.get() == 0
+        writer.transport.resume_reading()  # type: ignore[attr-defined]
+        data = b""
+        async with asyncio.timeout(10):
+            while b"notice: kept in order" not in data:
+                chunk = await reader.read(1 << 20)
+                assert chunk, "closed while catching up"
+                data += chunk
+        texts = [p.decode() for p in server_frames(data)]
+        fillers = [t.split()[1] for t in texts if t.startswith("filler")]
+        assert fillers == [str(i) for i in range(1, filler + 1)]  # none lost, in order
+        rest = texts[len(fillers) :]
+        assert [json.loads(t) for t in rest[:2]] == [
+            {"type": "presence", "user": "u2", "status": "online"},
+            {"type": "presence", "user": "u1", "status": "offline"},
+        ]
+        assert rest[2:] == ["notice: kept in order"]
+        await wait_until(lambda: conn._behind is None, timeout=2, what="caught up")
+        assert conn.open and conn._pending is None
+        assert deps.metrics.slow_closes._value.get() == 0
     finally:
         writer.close()
