@@ -97,6 +97,13 @@ class Broker(Protocol):
             BrokerUnavailable: the broker cannot take the message now.
         """
 
+    async def publish_many(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        """Publish each ``(channel, message)`` in order, nothing kept (one round trip).
+
+        Raises:
+            BrokerUnavailable: the broker cannot take the messages now.
+        """
+
     def subscribe(self, channel: str) -> Awaitable[None]:
         """Start receiving ``channel``; the awaitable resolves once active."""
 
@@ -134,6 +141,10 @@ class LocalBroker:
                 self._purge()
         if channel in self._channels and self._handler is not None:
             self._handler(channel, message)
+
+    async def publish_many(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        for channel, message in messages:
+            await self.publish(channel, message)
 
     def subscribe(self, channel: str) -> Awaitable[None]:
         self._channels.add(channel)
@@ -274,6 +285,13 @@ class PubSub:
         keep = self.expire if expire is None else expire
         for channel in channels:
             await self.broker.publish(channel, payload, expire=keep)
+
+    async def publish_many(self, messages: Sequence[tuple[Iterable[str], bytes]]) -> None:
+        """Publish each payload to its channels, nothing kept, in one broker round trip
+        (a game's per-player states after a move, say)."""
+        await self.broker.publish_many(
+            [(channel, payload) for channels, payload in messages for channel in channels]
+        )
 
 
 class Publisher:

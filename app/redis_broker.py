@@ -15,7 +15,7 @@ import contextlib
 import logging
 import random
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -113,6 +113,17 @@ class RedisBroker:
         except (RedisError, OSError) as exc:
             raise BrokerUnavailable(
                 f"publish to {channel!r} failed: Redis at {safe_url(self.url)} unavailable ({exc})"
+            ) from None
+
+    async def publish_many(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for channel, message in messages:
+                    pipe.publish(channel, message)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(
+                f"publish failed: Redis at {safe_url(self.url)} unavailable ({exc})"
             ) from None
 
     def subscribe(self, channel: str) -> Awaitable[None]:

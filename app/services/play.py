@@ -725,14 +725,20 @@ class Play:
     async def _announce(self, game: GameRecord, rules: GameRules, now_ms: int) -> None:
         """Send each player their own view, on their own channel only, and spectators
         the public view on the game's broadcast channel (all concurrently)."""
+        names = self._pubsub.names
+        messages = [
+            (
+                names.audience(game.id, users=[player]),
+                orjson.dumps(self._state(game, rules, player, now_ms=now_ms)),
+            )
+            for player in game.players
+        ]
         public = orjson.dumps(self._state(game, rules, None, now_ms=now_ms))
-        await asyncio.gather(
-            *(
-                self._send(game, self._state(game, rules, player, now_ms=now_ms), [player])
-                for player in game.players
-            ),
-            self._publish(game.id, "state", public, None),
-        )
+        messages.append((names.audience(game.id, broadcast=True), public))
+        try:
+            await self._pubsub.publish_many(messages)  # one Redis round trip per move
+        except Exception:
+            logger.exception("game %s: state %d not sent", game.id, game.seq)
 
     async def announce_watchers(self, game_id: str, count: int) -> None:
         """Send ``{"type":"watchers","game_id","count"}`` to the players and spectators
