@@ -50,6 +50,7 @@ class ServerSettings:
     instance_id: str = ""
     drain_seconds: float = 10.0
     lag_probe_interval: float = 0.25
+    backlog: int = 4096
     debug: bool = False
 
 
@@ -301,6 +302,8 @@ def _validate(settings: Settings) -> None:
     """Reject values that have the right type but cannot work."""
     if not 0 <= settings.server.port <= 65535:
         raise ConfigError(f"config key 'server.port' must be 0-65535, got {settings.server.port}")
+    if settings.server.backlog <= 0:
+        raise ConfigError("config key 'server.backlog' must be positive")
     url = settings.redis.url
     if url and not url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(

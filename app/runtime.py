@@ -66,7 +66,8 @@ class Instance:
         self._in_flight = app.settings["in_flight"]
         self._server = tornado.httpserver.HTTPServer(app, xheaders=settings.server.xheaders)
         if sockets is None:
-            sockets = tornado.netutil.bind_sockets(settings.server.port, settings.server.host)
+            server = settings.server
+            sockets = tornado.netutil.bind_sockets(server.port, server.host, backlog=server.backlog)
         self._server.add_sockets(sockets)
         self.port = sockets[0].getsockname()[1]
         heartbeat = settings.ws4redis.heartbeat
