@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 
 import tornado.web
 import tornado.websocket
+from tornado.httputil import HTTPHeaders
 
 from app.channel_policy import (
     ChannelPlan,
@@ -178,6 +179,7 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
         if self._game is None and self._flags & GROUP_FLAGS:
             conn.on_regroup = self._regroup
         self._conn = conn
+        self._shed_handshake()
         ctx.connections.add(conn)
         ctx.metrics.connections.inc()
         if self._username:
@@ -194,6 +196,17 @@ class Ws4RedisHandler(tornado.websocket.WebSocketHandler):
             self._game.opened(conn)  # live frames stay held until the client resumes
             return
         conn.release(await self._kept_messages())
+
+    def _shed_handshake(self) -> None:
+        """Let go of what only the handshake needed: the request's headers, cookies and
+        arguments and the handler's template namespace, a few KB per socket otherwise
+        held for as long as it stays open."""
+        self.ui = None  # type: ignore[assignment]  # no templates on a socket
+        request = self.request
+        request.headers = HTTPHeaders()
+        request.__dict__.pop("_cookies", None)
+        request.arguments, request.query_arguments, request.body_arguments = {}, {}, {}
+        self._headers = HTTPHeaders()  # the 101's, long sent
 
     def _regroup(self, groups: tuple[str, ...]) -> None:
         """Re-plan this socket's channels for the user's new ``groups`` (joined or left
