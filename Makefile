@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip -q --disable-pip-version-check
 APT_UPDATED := /tmp/.playhouse-apt-updated
 
-.PHONY: run test lint format typecheck bench bench-quick cluster service-deps system-test-deps clean
+.PHONY: run test lint format typecheck bench bench-quick bench-charts cluster service-deps system-test-deps clean
 
 $(VENV)/.run-installed: requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,11 +61,21 @@ N ?= 2
 cluster: $(VENV)/.run-installed service-deps
 	$(PY) -m deploy.cluster --instances $(N)
 
-bench: $(VENV)/.dev-installed system-test-deps
-	$(PY) -m bench
+# Benchmarks (bench/, needs redis-server and nginx): `make bench` runs every scenario (PNG
+# charts into docs/bench/), `make bench-quick` a smoke run of each (charts into
+# bench/results/charts-quick/). SCENARIOS="fanout relay" picks some; `.venv/bin/python -m bench
+# --list` names them with their expected durations. Each run writes
+# bench/results/summary[-quick].md and .json.
+SCENARIOS ?=
+bench: $(VENV)/.dev-installed service-deps
+	$(PY) -m bench $(SCENARIOS)
 
-bench-quick: $(VENV)/.dev-installed system-test-deps
-	$(PY) -m bench --quick
+bench-quick: $(VENV)/.dev-installed service-deps
+	$(PY) -m bench --quick $(SCENARIOS)
+
+# Redraw docs/bench/*.png from the last full results (bench/results/*.json).
+bench-charts: $(VENV)/.dev-installed
+	$(PY) -m bench.charts $(SCENARIOS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

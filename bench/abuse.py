@@ -102,15 +102,15 @@ class Settings:
 def settings(quick: bool) -> Settings:
     """Full: N=2,000 (20 slow), 10 msg/s of 16,000 B, 12 s windows, default limits.
 
-    Quick (< 30 s): N=200 (2 slow), 20 msg/s of 32,000 B, 1 s windows, Playhouse only, limits
-    scaled down (``max_outgoing_bytes`` 128 KiB, ``slow_client_seconds`` 1) so slow clients
+    Quick: N=200 (2 slow), 20 msg/s of 32,000 B, 0.3 s windows, Playhouse only, limits
+    scaled down (``max_outgoing_bytes`` 128 KiB, ``slow_client_seconds`` 0.5) so slow clients
     close fast."""
     if quick:
         env = {
             "PLAYHOUSE_LIMITS_MAX_OUTGOING_BYTES": "131072",
-            "PLAYHOUSE_LIMITS_SLOW_CLIENT_SECONDS": "1",
+            "PLAYHOUSE_LIMITS_SLOW_CLIENT_SECONDS": "0.5",
         }
-        return Settings(200, 2, 20.0, 32000, 0.5, 1.0, 7.0, 7.0, False, 0.0, env)
+        return Settings(200, 2, 20.0, 32000, 0.2, 0.3, 7.0, 7.0, False, 0.0, env)
     return Settings(2000, 20, 10.0, 16000, 2.0, 12.0, 60.0, 45.0, True, 30.0)
 
 

@@ -121,9 +121,9 @@ class Settings:
 
 def settings(quick: bool) -> Settings:
     """Full: N=1,000, 8 s windows, 3 runs each, 1,008 moves per kind and pinning, K=1,000;
-    quick (< 30 s): N=200, 1.5 s windows, 1 run each, 42 moves, K=100."""
+    quick: N=200, 0.5 s windows, 1 run each, 20 moves, K=40."""
     if quick:
-        return Settings(200, 0.5, 1.5, 1, 0, 0.0, moves=42, users=10, messages=100)
+        return Settings(200, 0.2, 0.5, 1, 0, 0.0, moves=20, users=4, messages=40)
     return Settings(1000, 2.0, 8.0, 3, 2, 60.0, moves=1008, users=20, messages=1000)
 
 

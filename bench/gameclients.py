@@ -446,6 +446,12 @@ def playhouse(logdir: Path, env: dict[str, str], *, redis: bool = True) -> Itera
         server = psutil.Process(proc.pid)
         for child in server.children(recursive=True):
             helpers.setdefault("mongo", child)
+            # The embedded nx-27017 inherits the server's CPU; it is a service like Redis,
+            # so it goes to the other CPU with Redis and the load generator.
+            if procs.cpu_available(procs.CLIENT_CPU):
+                with contextlib.suppress(psutil.Error, OSError):
+                    for thread in child.threads():  # affinity is per thread on Linux
+                        os.sched_setaffinity(thread.id, {procs.CLIENT_CPU})
         yield Running(port, server, helpers, logfile)
 
 

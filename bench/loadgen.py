@@ -13,6 +13,17 @@ plain sockets and one ``epoll`` loop (no asyncio, no client library):
   every probe has received message ``i - window``, which keeps the server saturated without
   unbounded queueing.
 
+Other servers' URLs and framing (additive options, defaults unchanged): ``--path`` is the URL
+path (and query) the ``subscribe-broadcast`` / ``publish-broadcast`` flag is appended to;
+``--preamble`` is a text frame every connection sends right after the upgrade and
+``--preamble-replies`` the number of server frames each then reads and skips before it counts
+(Socket.IO: ``40``, then the ``0{...}`` open and ``40{...}`` connect packets);
+``--frame-prefix`` / ``--frame-suffix`` wrap the 100-byte payload in every published and
+delivered frame (Socket.IO: ``42["m","`` and ``"]``), so the payload, and what a delivery
+carries, stay the same while the frame grows by the wrapper. ``--helper-pid`` (repeatable) names
+processes the server relies on (Redis): their CPU is reported as ``helper_cpu`` rather than in
+``other_cpu``.
+
 Every wait has a deadline and every loop is bounded, so a run always terminates.
 """
 
@@ -68,16 +79,18 @@ class Controller:
         if seen < self.nprobes:
             self.counts[seq] = seen
         else:
-            del self.counts[seq]
+            self.counts.pop(seq, None)  # absent when there is a single probe
             self.acked = max(self.acked, seq)
 
 
 class Probe:
     """Frame parser for one probe connection."""
 
-    def __init__(self, ctrl: Controller) -> None:
+    def __init__(self, ctrl: Controller, prefix: int = 0, suffix: int = 0) -> None:
         self.ctrl = ctrl
         self.pending = bytearray()
+        self.offset = prefix  # payload bytes before the sequence number
+        self.length = prefix + PAYLOAD_SIZE + suffix
 
     def feed(self, data: bytes | memoryview) -> None:
         """Parse complete frames and report each message to the controller."""
@@ -95,17 +108,69 @@ class Probe:
             opcode = buf[0] & 0x0F
             payload = bytes(buf[start : start + length])
             del buf[: start + length]
-            if opcode != 1 or length != PAYLOAD_SIZE:
+            if opcode != 1 or length != self.length:
                 self.ctrl.unexpected_frames += 1
                 continue
-            latency = time.perf_counter_ns() - int(payload[11:30])
-            self.ctrl.on_probe(int(payload[0:10]), latency)
+            at = self.offset
+            latency = time.perf_counter_ns() - int(payload[at + 11 : at + 30])
+            self.ctrl.on_probe(int(payload[at : at + 10]), latency)
 
 
-def request_bytes(port: int, query: str) -> bytes:
-    """The HTTP upgrade request for ``/ws/bench?<query>``."""
+def frame_end(buf: bytes, pos: int = 0) -> int | None:
+    """End offset of the unmasked server frame starting at ``pos``, or None if incomplete."""
+    if len(buf) - pos < 2:
+        return None
+    length, start = buf[pos + 1] & 0x7F, pos + 2
+    if length >= 126:
+        start = pos + (4 if length == 126 else 10)
+        if len(buf) < start:
+            return None
+        length = int.from_bytes(buf[pos + 2 : start], "big")
+    return start + length if len(buf) >= start + length else None
+
+
+def header_size(length: int) -> int:
+    """Bytes of an unmasked server frame header for a ``length``-byte payload."""
+    return 2 if length < 126 else 4 if length < 65536 else 10
+
+
+def client_frame(payload: bytes) -> bytes:
+    """A masked (zero key) client text frame."""
+    n = len(payload)
+    if n < 126:
+        head = bytes([0x81, 0x80 | n])
+    elif n < 65536:
+        head = bytes([0x81, 0xFE]) + n.to_bytes(2, "big")
+    else:
+        head = bytes([0x81, 0xFF]) + n.to_bytes(8, "big")
+    return head + bytes(4) + payload
+
+
+@dataclass(frozen=True)
+class Framing:
+    """URL path and the per-server framing options (defaults: our ws4redis contract)."""
+
+    path: str = "/ws/bench"
+    preamble: bytes = b""
+    replies: int = 0
+    prefix: bytes = b""
+    suffix: bytes = b""
+
+    @property
+    def frame_size(self) -> int:
+        """Bytes of one delivered frame."""
+        length = len(self.prefix) + PAYLOAD_SIZE + len(self.suffix)
+        return header_size(length) + length
+
+
+DEFAULT_FRAMING = Framing()
+
+
+def request_bytes(port: int, query: str, path: str = "/ws/bench") -> bytes:
+    """The HTTP upgrade request for ``<path>?<query>`` (``&<query>`` if ``path`` has a query)."""
+    joiner = "&" if "?" in path else "?"
     return (
-        f"GET /ws/bench?{query} HTTP/1.1\r\nHost: {HOST}:{port}\r\n"
+        f"GET {path}{joiner}{query} HTTP/1.1\r\nHost: {HOST}:{port}\r\n"
         "Upgrade: websocket\r\nConnection: Upgrade\r\n"
         f"Sec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
     ).encode()
@@ -133,10 +198,25 @@ def read_head(sock: socket.socket, deadline: float) -> bytes:
     return rest
 
 
+def skip_frames(sock: socket.socket, data: bytes, count: int, deadline: float) -> bytes:
+    """Read until ``count`` whole server frames are in; return the bytes after them."""
+    pos = 0
+    for _ in range(count):
+        while (end := frame_end(data, pos)) is None:
+            sock.settimeout(max(0.001, deadline - time.monotonic()))
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise BenchError(f"closed after the handshake: {data[:80]!r}")
+            data += chunk
+        pos = end
+    return data[pos:]
+
+
 def handshake_batch(
-    port: int, request: bytes, count: int, timeout: float
+    port: int, request: bytes, count: int, timeout: float, framing: Framing = DEFAULT_FRAMING
 ) -> list[tuple[socket.socket, bytes]]:
-    """Open ``count`` connections: send all requests, then read all responses."""
+    """Open ``count`` connections: send all requests, then read all responses (then, with a
+    preamble, send it on each and read each one's replies)."""
     deadline = time.monotonic() + timeout
     socks: list[socket.socket] = []
     try:
@@ -145,7 +225,13 @@ def handshake_batch(
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             socks.append(sock)
             sock.sendall(request)
-        return [(sock, read_head(sock, deadline)) for sock in socks]
+        heads = [(sock, read_head(sock, deadline)) for sock in socks]
+        if not framing.preamble and not framing.replies:
+            return heads
+        if framing.preamble:
+            for sock, _rest in heads:
+                sock.sendall(client_frame(framing.preamble))
+        return [(sock, skip_frames(sock, rest, framing.replies, deadline)) for sock, rest in heads]
     except (OSError, BenchError):
         for sock in socks:
             reset(sock)
@@ -153,16 +239,21 @@ def handshake_batch(
 
 
 def open_connections(
-    port: int, query: str, n: int, timeout: float, attempts: int = 4
+    port: int,
+    query: str,
+    n: int,
+    timeout: float,
+    attempts: int = 4,
+    framing: Framing = DEFAULT_FRAMING,
 ) -> list[tuple[socket.socket, bytes]]:
     """Open ``n`` WebSocket connections in batches, retrying a failed batch a few times."""
-    request = request_bytes(port, query)
+    request = request_bytes(port, query, framing.path)
     out: list[tuple[socket.socket, bytes]] = []
     while len(out) < n:
         count = min(BATCH, n - len(out))
         for attempt in range(attempts):
             try:
-                out += handshake_batch(port, request, count, timeout)
+                out += handshake_batch(port, request, count, timeout, framing)
                 break
             except (OSError, BenchError) as exc:
                 if attempt == attempts - 1:
@@ -176,8 +267,16 @@ def open_connections(
 class Publisher:
     """Sends windowed, timestamped messages on one connection."""
 
-    def __init__(self, sock: socket.socket, ctrl: Controller, window: int, stall: float) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        ctrl: Controller,
+        window: int,
+        stall: float,
+        framing: Framing = DEFAULT_FRAMING,
+    ) -> None:
         self.sock = sock
+        self.prefix, self.suffix = framing.prefix, framing.suffix
         self.ctrl = ctrl
         self.window = window
         self.stall = stall
@@ -188,6 +287,8 @@ class Publisher:
     def frame(self) -> bytes:
         """A masked (zero key) client text frame carrying the sequence and send time."""
         text = f"{self.sent:010d}:{time.perf_counter_ns():019d}:".encode()
+        if self.prefix or self.suffix:
+            return client_frame(self.prefix + text.ljust(PAYLOAD_SIZE, b"x") + self.suffix)
         return b"\x81" + bytes([0x80 | PAYLOAD_SIZE]) + bytes(4) + text.ljust(PAYLOAD_SIZE, b"x")
 
     def pump(self, now: float) -> None:
@@ -292,32 +393,41 @@ def percentile(values: list[int], q: float) -> float:
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """One measurement: idle RSS per connection, then saturated fan-out."""
     server = psutil.Process(args.server_pid)
+    helpers = [psutil.Process(pid) for pid in args.helper_pid]
+    framing = framing_of(args)
+    frame_size = framing.frame_size
     rss_before = server.memory_info().rss
     started = time.monotonic()
-    conns = open_connections(args.port, "subscribe-broadcast", args.n, args.connect_timeout)
+    conns = open_connections(
+        args.port, "subscribe-broadcast", args.n, args.connect_timeout, framing=framing
+    )
     connect_s = time.monotonic() - started
     log(f"{args.n} subscribers connected in {connect_s:.2f}s")
     probe_fds = [sock.fileno() for sock, _ in conns[args.probe_every // 2 :: args.probe_every]]
     ctrl = Controller(nprobes=len(probe_fds))
-    receiver = Receiver(conns, {fd: Probe(ctrl) for fd in probe_fds})
+    prefix, suffix = len(framing.prefix), len(framing.suffix)
+    receiver = Receiver(conns, {fd: Probe(ctrl, prefix, suffix) for fd in probe_fds})
     try:
         receiver.run(args.settle)
         rss_after = server.memory_info().rss
+        received_before = receiver.total if framing.replies else 0  # the server's extra frames
         (pub_sock, _), *_ = open_connections(
-            args.port, "publish-broadcast", 1, args.connect_timeout
+            args.port, "publish-broadcast", 1, args.connect_timeout, framing=framing
         )
         pub_sock.settimeout(args.stall_timeout)
-        publisher = Publisher(pub_sock, ctrl, args.window, args.stall_timeout)
+        publisher = Publisher(pub_sock, ctrl, args.window, args.stall_timeout, framing)
         receiver.run(args.warmup, publisher, args.pause)
         b0, s0, c0, l0 = receiver.total, publisher.sent, cpu_seconds(server), own_cpu_seconds()
+        h0 = sum(map(cpu_seconds, helpers))
         m0, t0 = machine_cpu(), time.monotonic()
         ctrl.recording = True
         receiver.run(args.duration, publisher, args.pause)
         ctrl.recording = False
         elapsed = time.monotonic() - t0
         b1, s1, c1, l1 = receiver.total, publisher.sent, cpu_seconds(server), own_cpu_seconds()
+        h1 = sum(map(cpu_seconds, helpers))
         m1 = machine_cpu()
-        expected = publisher.sent * args.n * FRAME_SIZE
+        expected = received_before + publisher.sent * args.n * frame_size
         for _ in range(int(args.drain_timeout / 0.1)):
             if receiver.total >= expected:
                 break
@@ -325,7 +435,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         reset(pub_sock)
     finally:
         receiver.close()
-    log(f"done: {(b1 - b0) / FRAME_SIZE / elapsed:.0f} deliveries/s")
+    log(f"done: {(b1 - b0) / frame_size / elapsed:.0f} deliveries/s")
+    extra = {"helper_cpu": round((h1 - h0) / elapsed, 2)} if helpers else {}
     return {
         "n": args.n,
         "probes": ctrl.nprobes,
@@ -333,7 +444,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "pause_ms": args.pause * 1000,
         "connect_s": round(connect_s, 2),
         "rss_kb_per_conn": round((rss_after - rss_before) / args.n / 1024, 2),
-        "deliveries_per_s": round((b1 - b0) / FRAME_SIZE / elapsed),
+        "deliveries_per_s": round((b1 - b0) / frame_size / elapsed),
         "messages_per_s": round((s1 - s0) / elapsed, 1),
         "p50_ms": round(percentile(ctrl.latencies_ns, 0.50), 2),
         "p99_ms": round(percentile(ctrl.latencies_ns, 0.99), 2),
@@ -341,13 +452,26 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "server_cpu": round((c1 - c0) / elapsed, 2),
         "loadgen_cpu": round((l1 - l0) / elapsed, 2),
         # CPU used by every other process (Redis included): a noisy-neighbour indicator.
-        "other_cpu": round((m1[0] - m0[0] - (c1 - c0) - (l1 - l0)) / elapsed, 2),
+        "other_cpu": round((m1[0] - m0[0] - (c1 - c0) - (l1 - l0) - (h1 - h0)) / elapsed, 2),
         "steal_cpu": round((m1[1] - m0[1]) / elapsed, 2),
         "messages_sent": publisher.sent,
-        "missing_deliveries": max(0, (expected - receiver.total) // FRAME_SIZE),
+        "missing_deliveries": max(0, (expected - receiver.total) // frame_size),
         "unexpected_frames": ctrl.unexpected_frames,
         "closed_by_server": receiver.closed,
+        "frame_bytes": frame_size,
+        **extra,
     }
+
+
+def framing_of(args: argparse.Namespace) -> Framing:
+    """The :class:`Framing` the command-line options describe."""
+    return Framing(
+        path=args.path,
+        preamble=args.preamble.encode(),
+        replies=args.preamble_replies,
+        prefix=args.frame_prefix.encode(),
+        suffix=args.frame_suffix.encode(),
+    )
 
 
 def pin_and_raise_limits(cpu: int) -> None:
@@ -374,6 +498,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--stall-timeout", type=float, default=10.0)
     p.add_argument("--drain-timeout", type=float, default=5.0)
     p.add_argument("--cpu", type=int, default=1, help="CPU to pin the load generator to")
+    p.add_argument("--path", default="/ws/bench", help="URL path (may hold a query)")
+    p.add_argument("--preamble", default="", help="text frame sent after the upgrade")
+    p.add_argument("--preamble-replies", type=int, default=0, help="server frames to skip")
+    p.add_argument("--frame-prefix", default="", help="text before each 100-byte payload")
+    p.add_argument("--frame-suffix", default="", help="text after each 100-byte payload")
+    p.add_argument(
+        "--helper-pid",
+        type=int,
+        action="append",
+        default=[],
+        help="a process the server relies on (e.g. Redis): its CPU is reported as helper_cpu "
+        "and left out of other_cpu",
+    )
     return p.parse_args(argv)
 
 

@@ -117,7 +117,7 @@ async def storm(port: int, *, logins: int, in_flight: int) -> dict[str, Any]:
 
 def login(quick: bool, *, threads: int = 0) -> str:
     """Run the storm once against a fresh server; returns a Markdown table."""
-    logins = 40 if quick else 200
+    logins = 12 if quick else 200
     port = procs.free_port()
     env = {
         "PLAYHOUSE_MONGODB_DATA_DIR": "memory",

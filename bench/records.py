@@ -77,9 +77,9 @@ class Settings:
 
 
 def settings(quick: bool) -> Settings:
-    """Full: 100,000 games over 2,000 players, 50 requests each; quick: 5,000 over 100, 10."""
+    """Full: 100,000 games over 2,000 players, 50 requests each; quick: 2,000 over 50, 5."""
     if quick:
-        return Settings(games=5_000, users=100, repeats=10)
+        return Settings(games=2_000, users=50, repeats=5)
     return Settings(games=100_000, users=2_000, repeats=50)
 
 

@@ -134,14 +134,14 @@ class Settings:
 
 
 def settings(quick: bool) -> Settings:
-    """Full: 500 games, 0.02 to 4 moves/s per player, 10 s steps; quick: 60 games, 2 steps.
+    """Full: 500 games, 0.02 to 4 moves/s per player, 10 s steps; quick: 20 games, one 1.5 s step.
 
     The brief's first step is 1 move/s per player (1,000 moves/s for 500 games); the lower
     steps (a move every 25, 10, 5 and 2.5 s: human pace) show where our server stands below
     its saturation.
     """
     if quick:
-        return Settings(games=60, rates=(0.25, 1.0), step_seconds=4.0, warmup=1.0, quiet_wait=2.0)
+        return Settings(games=20, rates=(1.0,), step_seconds=1.5, warmup=0.3, quiet_wait=0.0)
     return Settings(
         games=500,
         rates=(0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 4.0),

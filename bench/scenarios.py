@@ -20,9 +20,11 @@ from bench import procs
 from bench.abuse import abuse
 from bench.challenge import challenge
 from bench.cluster import cluster_scenario
+from bench.idle import idle
 from bench.login import login
 from bench.records import records
 from bench.relay import relay
+from bench.storm import storm
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -55,10 +57,12 @@ class Settings:
 
 
 def settings(quick: bool) -> Settings:
-    """Full run: N in (1000, 5000), 8 s windows, median of 5; quick: N=1000, 3 s, once."""
+    """Full run: N in (1000, 5000, 10000), 8 s windows, median of 5; quick: N=200, 0.7 s, once."""
     if quick:
-        return Settings(sizes=(1000,), warmup=1.0, duration=3.0, repeats=1, quiet_wait=5.0)
-    return Settings(sizes=(1000, 5000), warmup=2.0, duration=8.0, repeats=5, quiet_wait=90.0)
+        return Settings(sizes=(200,), warmup=0.3, duration=0.7, repeats=1, quiet_wait=0.0)
+    return Settings(
+        sizes=(1000, 5000, 10_000), warmup=2.0, duration=8.0, repeats=5, quiet_wait=90.0
+    )
 
 
 def log(message: str) -> None:
@@ -257,6 +261,14 @@ def fanout(quick: bool) -> str:
     return table(rows, redis_vs_local)
 
 
+def peers(quick: bool) -> str:
+    """python-socketio and Django Channels beside us (``bench/peers.py``, imported here
+    when run: it builds on this module)."""
+    from bench.peers import peers as run_peers
+
+    return run_peers(quick)
+
+
 SCENARIOS: dict[str, Callable[[bool], str]] = {
     "fanout": fanout,
     "login": login,
@@ -265,4 +277,7 @@ SCENARIOS: dict[str, Callable[[bool], str]] = {
     "records": records,
     "cluster": cluster_scenario,
     "abuse": abuse,
+    "idle": idle,
+    "storm": storm,
+    "peers": peers,
 }
