@@ -120,11 +120,13 @@ class Settings:
 
 
 def settings(quick: bool) -> Settings:
-    """Full: N=1,000, 8 s windows, 3 runs each, 1,008 moves per kind and pinning, K=1,000;
-    quick: N=200, 0.5 s windows, 1 run each, 20 moves, K=40."""
+    """Full: N=1,000, 2 s warm-up + 5 s windows, 1 usable run per setup (up to 2 retries for
+    errored or noisy ones, after up to 20 s waiting for a quiet machine), 504 moves per kind and
+    pinning, K=1,000; quick: N=200, 0.2 s + 0.5 s windows, 1 run each, no retry, no wait,
+    20 moves, K=40."""
     if quick:
         return Settings(200, 0.2, 0.5, 1, 0, 0.0, moves=20, users=4, messages=40)
-    return Settings(1000, 2.0, 8.0, 3, 2, 60.0, moves=1008, users=20, messages=1000)
+    return Settings(1000, 2.0, 5.0, 1, 2, 20.0, moves=504, users=20, messages=1000)
 
 
 # --- processes, pinning and CPU accounting ---------------------------------------------------

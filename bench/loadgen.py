@@ -448,6 +448,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "messages_per_s": round((s1 - s0) / elapsed, 1),
         "p50_ms": round(percentile(ctrl.latencies_ns, 0.50), 2),
         "p99_ms": round(percentile(ctrl.latencies_ns, 0.99), 2),
+        "p999_ms": round(percentile(ctrl.latencies_ns, 0.999), 2),
         "latency_samples": len(ctrl.latencies_ns),
         "server_cpu": round((c1 - c0) / elapsed, 2),
         "loadgen_cpu": round((l1 - l0) / elapsed, 2),

@@ -18,6 +18,11 @@ flushed before each run, and every relay run gets a fresh one.
   server (which checks and stores every move in MongoDB) and against the bare-Tornado relay and
   the peers, which store nothing: the comparison is conservative for us.
 
+Full run: broadcast at N=5,000, then the relay on a short rate ladder up to every peer's
+saturation (:func:`settings`). ``--quick`` runs the broadcast only, at N=200 (about 11 s); the
+first run ever also builds the two virtualenvs (about 40 s, once), which the quick run's 2-minute
+budget and ``--list``'s figure leave out.
+
 See ``bench/peer_servers/*.py`` for exactly what each peer does.
 """
 
@@ -151,11 +156,10 @@ def channels_peer(bin_dir: Path, redis_url: str, layer: str) -> Peer:
     return Peer(spec, relay_path=lambda game, seat: f"/relay/{game}?seat={seat}")
 
 
-def peer_list(quick: bool, redis_url: str, skipped: dict[str, str]) -> list[Peer]:
-    """Our server, the bare-Tornado baseline and the peers (Channels' pub/sub layer: full only).
+def peer_list(layers: tuple[str, ...], redis_url: str, skipped: dict[str, str]) -> list[Peer]:
+    """Our server, the bare-Tornado baseline and the peers (Channels once per ``layers``).
     A peer whose virtualenv cannot be built is left out, with the reason in ``skipped``."""
     servers = [Peer(fan.playhouse_spec(fan.REDIS, redis_url)), Peer(fan.BASELINE_SPEC)]
-    layers = ("core",) if quick else ("core", "pubsub")
     for name in ("socketio", "channels"):
         try:
             bin_dir = ensure_venv(name)
@@ -175,20 +179,38 @@ class PeerSettings:
     """Broadcast knobs (as ``fanout``'s, with a shorter quick window) and relay knobs."""
 
     broadcast: fan.Settings
-    relay: relay.Settings
+    relay: relay.Settings | None  # None: no relay part (quick)
+    layers: tuple[str, ...] = ("core",)  # channels_redis layers run ("core", "pubsub")
 
 
 def settings(quick: bool) -> PeerSettings:
-    """Full: N in (1000, 5000) with ``fanout``'s 8 s windows, median of 3, and ``relay``'s full
-    steps; quick: N=1000 for 2 s, then 60 games at one rate (1 move/s per player) for 2 s."""
+    """Full: broadcast at N=5,000 with ``fanout``'s 2 s + 5 s windows, one usable run per server
+    (an errored or noisy run retried at most twice, after up to 30 s waiting for a quiet
+    machine); then the relay with 500 games on a short ladder, 0.1, 0.3, 1 and 3 moves/s per
+    player (100 to 3,000 moves/s offered: past every peer's saturation and the bare relay's),
+    1 s warm-up + 5 s per step, stopping at saturation. Channels' pub/sub layer
+    (``channels-pubsub``) is left out of the full run for time (``layers``).
+
+    Quick: broadcast only, N=200 for 0.2 s + 0.5 s, one run each, no retry, no wait; no relay.
+    The first run ever also builds the two peer virtualenvs (about 40 s, once): that is not
+    part of the quick run's expected time."""
     if not quick:
         broadcast = fan.Settings(
-            sizes=(1000, 5000), warmup=2.0, duration=8.0, repeats=3, quiet_wait=90.0
+            sizes=(5000,), warmup=2.0, duration=5.0, repeats=1, quiet_wait=30.0, retries=2
         )
-        return PeerSettings(broadcast, relay.settings(False))
+        game_relay = relay.Settings(
+            games=500,
+            rates=(0.1, 0.3, 1.0, 3.0),
+            step_seconds=5.0,
+            warmup=1.0,
+            quiet_wait=10.0,
+            attempts=relay.MAX_ATTEMPTS,
+        )
+        return PeerSettings(broadcast, game_relay, layers=("core",))
     return PeerSettings(
-        fan.Settings(sizes=(1000,), warmup=0.5, duration=2.0, repeats=1, quiet_wait=2.0),
-        relay.Settings(games=60, rates=(1.0,), step_seconds=2.0, warmup=0.5, quiet_wait=0.5),
+        fan.Settings(sizes=(200,), warmup=0.2, duration=0.5, repeats=1, quiet_wait=0.0, retries=0),
+        None,
+        layers=("core",),
     )
 
 
@@ -263,9 +285,9 @@ def measure_all(
     quick: bool,
 ) -> list[dict[str, Any]]:
     """:func:`bench.scenarios.measure_all` for peers: interleaved, each run started on a quiet
-    machine, errored or noisy runs retried (quick: one run each, no waiting, no retry)."""
+    machine, errored or noisy runs retried ``cfg.retries`` times at most (quick: none)."""
     runs: dict[str, list[dict[str, Any]]] = {p.spec.name: [] for p in peers}
-    for attempt in range(1 if quick else cfg.repeats + 2):
+    for attempt in range(cfg.repeats + cfg.retries):
         for peer in peers:
             name = peer.spec.name
             if sum(map(fan.usable, runs[name])) >= cfg.repeats:
@@ -407,20 +429,18 @@ def relay_all(
     peers: list[Peer], redis_url: str, cfg: relay.Settings, logdir: Path, quick: bool
 ) -> dict[str, dict[str, Any]]:
     """Every server through the same rate steps, one after the other (quick: no bare-Tornado
-    relay, and a step measured on a busy machine is not repeated)."""
+    relay); a step measured on a busy machine is repeated up to ``cfg.attempts`` times."""
     results: dict[str, dict[str, Any]] = {}
     names = {fan.REDIS: relay.PLAYHOUSE, fan.BASELINE: relay.BASELINE}
-    attempts = 1 if quick else relay.MAX_ATTEMPTS
-    with mock.patch.object(relay, "MAX_ATTEMPTS", attempts):  # read by relay.play_steps
-        for peer in peers:
-            name = names.get(peer.spec.name, peer.spec.name)
-            if quick and name == relay.BASELINE:
-                continue
-            try:
-                results[name] = relay_one(peer, redis_url, cfg, logdir, quick)
-            except (RuntimeError, ClientError, TimeoutError, OSError) as exc:
-                fan.log(f"peers: relay {name} failed: {exc!r}")
-                results[name] = {"error": repr(exc)[:2000], "rows": [], "max_achieved_per_s": 0}
+    for peer in peers:
+        name = names.get(peer.spec.name, peer.spec.name)
+        if quick and name == relay.BASELINE:
+            continue
+        try:
+            results[name] = relay_one(peer, redis_url, cfg, logdir, quick)
+        except (RuntimeError, ClientError, TimeoutError, OSError) as exc:
+            fan.log(f"peers: relay {name} failed: {exc!r}")
+            results[name] = {"error": repr(exc)[:2000], "rows": [], "max_achieved_per_s": 0}
     return results
 
 
@@ -566,21 +586,27 @@ def peers(quick: bool) -> str:
     with tempfile.TemporaryDirectory(prefix="bench-peers-") as tmp:
         logdir = Path(tmp)
         with gameclients.redis_server(logdir) as (url, redis_proc):
-            server_list = peer_list(quick, url, skipped)
+            server_list = peer_list(cfg.layers, url, skipped)
             for n in cfg.broadcast.sizes:
                 redis = (url, redis_proc.pid)
                 rows += measure_all(server_list, n, cfg.broadcast, logdir, redis, quick)
         order = [p.spec.name for p in server_list]
         rows.sort(key=lambda r: (r["n"], order.index(r["server"])))
         ratios = broadcast_ratios(rows)
-        results = relay_all(server_list, url, cfg.relay, logdir, quick)
+        results = {}
+        if cfg.relay is not None:
+            results = relay_all(server_list, url, cfg.relay, logdir, quick)
     relay_summary = relay_ratios(results)
     report = {
         "scenario": "peers",
         "quick": quick,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "seconds": round(time.monotonic() - started),
-        "settings": {"broadcast": cfg.broadcast.__dict__, "relay": cfg.relay.__dict__},
+        "settings": {
+            "broadcast": cfg.broadcast.__dict__,
+            "relay": cfg.relay.__dict__ if cfg.relay is not None else None,
+            "layers": cfg.layers,
+        },
         "versions": versions(),
         "notes": NOTES,
         "skipped": skipped,
@@ -593,5 +619,8 @@ def peers(quick: bool) -> str:
     lines += [
         f"Left out: {name} (its virtualenv could not be built, see JSON)." for name in skipped
     ]
-    lines += ["", "### Game relay", "", *relay_table(results, relay_summary)]
+    if cfg.relay is None:
+        lines += ["", "### Game relay", "", "Not run (quick: broadcast only)."]
+    else:
+        lines += ["", "### Game relay", "", *relay_table(results, relay_summary)]
     return "\n".join(lines)

@@ -156,8 +156,11 @@ def machine_busy(seconds: float = 1.0) -> float:
 def wait_quiet(threshold: float, max_wait: float) -> float:
     """Wait until other processes use under ``threshold`` cores (at most ``max_wait`` s).
 
-    Returns the last reading; between runs our own processes are idle.
+    Returns the last reading; between runs our own processes are idle. ``max_wait`` 0 (quick
+    runs): no wait and no reading (-1.0, as ``cluster`` records a run it did not wait for).
     """
+    if max_wait <= 0:
+        return -1.0
     deadline = time.monotonic() + max_wait
     reading = machine_busy()
     while reading > threshold and time.monotonic() < deadline:

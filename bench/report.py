@@ -28,20 +28,47 @@ DOCS_CHARTS = ROOT / "docs" / "bench"
 QUICK_CHARTS = RESULTS / "charts-quick"
 
 EXPECTED: dict[str, tuple[float, float | None]] = {
-    # name: (--quick: measured on the 2-core machine while quiet, where no step was repeated (a
-    # busy machine's noise retries can double it); full: estimated from the settings and the
-    # durations docs/benchmarks.md reports)
-    "fanout": (14.0, 1200.0),  # full: 3 sizes x 3 servers x 5 runs (~12 min with 2 sizes)
+    # name: (--quick: measured on the 2-core machine while quiet (2026-11-28, 22:07 UTC, 77 s
+    # in all; quick runs never retry and never wait for a quiet machine); full: measured with
+    # the full settings where the scenario takes 2 minutes or less, otherwise estimated per run
+    # as connect + warm-up + window + teardown per server per size or step, calibrated on
+    # single full-mode runs (2026-11-28, 22:08-22:18 UTC).
+    # "quiet" = procs.wait_quiet's one 1 s reading of a quiet machine before each run.)
+    # full: 3 servers x 1 run per size (+ 1 s quiet each); per run connect + ~10 s (start,
+    # settle 1, warm-up 2, window 5, drain, stop): 1k 3 x (1 + 0.5 + 10) = 35, 5k 3 x (1 + 3
+    # + 10) = 42, 10k measured 13.4 + 15.0 + 16.9 + 3 = 48; + 2 s child and Redis = ~127 s
+    "fanout": (9.0, 130.0),
+    # full: one hash + 1 registration + 200 logins x 0.236 s / 2 threads = 24 s + start ~3 s
     "login": (4.0, 30.0),
-    "challenge": (7.0, 240.0),
-    "relay": (14.0, 270.0),
-    "records": (4.0, 150.0),
-    "cluster": (10.0, 150.0),
-    "abuse": (13.0, 270.0),
-    # Budgets of the scenarios being added (quick: not measured here; storm full: one run).
-    "idle": (25.0, None),
-    "storm": (25.0, 120.0),
-    "peers": (40.0, None),
+    # full: measured 68 s (register 200 users 0.4 s, 200 sockets, 200/5 + 200/10 = 60 s of
+    # accepts, start/stop)
+    "challenge": (4.0, 70.0),
+    # full: start + 1,000 users + 500 games 11 s; ours 4 steps (0.1-1.0, saturated at 1.0) x
+    # (1 warm-up + 1 quiet + 6) = 32; drain, store checks, stop 10; bare relay measured 58 s
+    # (7 steps x 8 + 2, saturated at 8 moves/s); + 3 = ~114 s (118 s measured with the
+    # earlier ladder, 5 + 7 steps)
+    "relay": (10.0, 115.0),
+    # full: measured 71 s (seeding 100,000 games 16 s, server up 1.4 s, warm-up through the
+    # cursors 25 s, 30 timed requests x 5 endpoints + the database queries ~25 s, stop)
+    "records": (4.0, 75.0),
+    # full: measured 40 s (3 setups x ~10 s: instances + nginx up, 1,000 subscribers, warm-up
+    # 2, window 5, stop; routing 2 s; relay 504 moves x 2 kinds x 2 pinnings 7 s)
+    "cluster": (10.0, 45.0),
+    # full: per part ~12 s of start, Redis, 2,000 subscribers, teardown (from the 276 s run with
+    # 12 s windows) x 4 = 48; baseline slow 2 + 5 + 20 (cap) + 5 = 32; ours slow 2 + 5 + ~40
+    # (slow clients given up on ~34 s after they stop reading, + 2-8 s close wait) + 5 = 52;
+    # ours flood 2 + 4 x 5 + 2 (flooders) = 24; baseline flood 2 + 3 x 5 + 1 = 18 -> ~175 s
+    "abuse": (13.0, 175.0),
+    # full: measured 32 s (one run per server at 10,000 sockets: baseline 8 s, ours 23 s)
+    "idle": (5.0, 35.0),
+    # full: measured 34 s (one run per server, 5,000 sockets reconnecting over 10 s)
+    "storm": (6.0, 35.0),
+    # quick: without the one-off build of the two peer virtualenvs (~40 s on the first run).
+    # full: broadcast at 5,000, 4 servers, measured 12.5 + 11.1 + 16.5 + 20.0 + 4 quiet = 64;
+    # relay (500 games, 0.1/0.3/1/3 moves/s per player, 1 + 1 + 5 s per step): ours 11 setup
+    # + 3 steps x 7 + 9 teardown = 41, bare relay 2 + 4 x 7 + 3 = 33, socketio measured 32
+    # (4 steps), channels measured 25 (3 steps); + 3 = ~198 s
+    "peers": (11.0, 200.0),
 }
 """Expected wall time per scenario (seconds): drives the estimates and ``--list``."""
 DEFAULT_EXPECTED = (30.0, 300.0)  # a scenario missing above (quick, full)
@@ -87,6 +114,10 @@ def listing(names: Sequence[str]) -> str:
     lines.append(f"{'total':<{width}}  {'~' + duration(total_quick):>9}  ")
     lines[-1] += f"{'~' + duration(total_full):>9}"
     lines.append("(s or m:ss; ? = no figure yet, a default is used for the estimates)")
+    if "peers" in names:
+        lines.append(
+            "(peers: its first run ever also builds two virtualenvs, ~40 s once, not counted)"
+        )
     return "\n".join(lines)
 
 

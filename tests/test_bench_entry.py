@@ -201,3 +201,47 @@ def test_durations_and_error_tail() -> None:
     except ValueError as exc:
         tail = report.error_tail(exc)
     assert len(tail) == report.TRACEBACK_CHARS and tail.endswith("x")
+
+
+def test_expected_durations_fit_the_time_budgets() -> None:
+    """The issue's budgets, with margin: quick ≤ 100 s (under 2 minutes), full ≤ 17 minutes
+    (under 20), every scenario with figures of its own."""
+    assert all(report.known(name, True) and report.known(name, False) for name in SCENARIOS)
+    assert sum(report.expected_seconds(name, True) for name in SCENARIOS) <= 100
+    assert sum(report.expected_seconds(name, False) for name in SCENARIOS) <= 17 * 60
+
+
+def test_quick_settings_never_retry_nor_wait() -> None:
+    """A quick run proves each scenario runs: no noise retry, no wait for a quiet machine."""
+    from bench import abuse, challenge, cluster, idle, peers, procs, relay, scenarios, storm
+
+    fan = scenarios.settings(True)
+    assert (fan.repeats, fan.retries, fan.quiet_wait) == (1, 0, 0)
+    for game in (challenge.settings(True), relay.settings(True)):
+        assert (game.attempts, game.quiet_wait) == (1, 0)
+    mesh = cluster.settings(True)
+    assert (mesh.repeats, mesh.retries, mesh.quiet_wait) == (1, 0, 0)
+    assert abuse.settings(True).quiet_wait == 0
+    for held in (idle.settings(True), storm.settings(True)):
+        assert (held.repeats, held.quiet_wait) == (1, 0)
+    peer = peers.settings(True)
+    assert (peer.broadcast.repeats, peer.broadcast.retries, peer.broadcast.quiet_wait) == (1, 0, 0)
+    assert peer.relay is None or (peer.relay.attempts, peer.relay.quiet_wait) == (1, 0)
+    assert procs.wait_quiet(0.0, max_wait=0) == -1.0  # no reading either (it takes 1 s)
+
+
+def test_full_settings_keep_what_the_issue_measures() -> None:
+    """Fan-out at 1k/5k/10k with noise retries on, idle 10k, storm 5k in 10 s, login at cost
+    12, peers' broadcast at 5k beside a relay ladder."""
+    from bench import idle, login, peers, relay, scenarios, storm
+
+    fan = scenarios.settings(False)
+    assert fan.sizes == (1000, 5000, 10_000) and fan.retries > 0
+    assert idle.settings(False).n == 10_000
+    held = storm.settings(False)
+    assert (held.n, held.spread) == (5000, 10.0)
+    assert login.ROUNDS == 12
+    assert len(relay.settings(False).rates) >= 4 and relay.settings(False).attempts > 1
+    peer = peers.settings(False)
+    assert 5000 in peer.broadcast.sizes and peer.broadcast.retries > 0
+    assert peer.relay is not None and len(peer.relay.rates) >= 3
