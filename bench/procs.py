@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import resource
 import signal
 import socket
@@ -23,8 +24,22 @@ CLIENT_CPU = 1
 STARTUP_CPUS = frozenset(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
 
 
+SERVER_PORTS = range(20_000, 32_768)
+"""Where servers under test listen: below Linux's ephemeral range (32768-60999), so a port
+just picked is never also the local end of a client socket of a previous run (10,000 of
+them can linger there, and the server would fail with EADDRINUSE)."""
+
+
 def free_port() -> int:
-    """A currently unused loopback TCP port."""
+    """A currently unused loopback TCP port, outside the ephemeral range when possible."""
+    for _ in range(50):
+        port = random.choice(SERVER_PORTS)
+        with socket.socket() as sock:
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
