@@ -19,6 +19,7 @@ from app.admin_cli import create_admin, read_password
 from app.config import ConfigError, Settings, load_settings
 from app.deps import instance_name
 from app.errors import PlayhouseError
+from app.gc_policy import collect_periodically, defer_full_collections
 from app.runtime import Instance
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "config.toml"
@@ -73,6 +74,10 @@ async def serve(settings: Settings) -> int:
         )
         await instance.stop()
         return 2
+    collector = None
+    if settings.server.gc_full_interval > 0:
+        defer_full_collections()
+        collector = asyncio.create_task(collect_periodically(settings.server.gc_full_interval))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -82,6 +87,8 @@ async def serve(settings: Settings) -> int:
     logging.getLogger("playhouse").info("draining")
     await instance.drain()
     await instance.stop()
+    if collector is not None:
+        collector.cancel()
     return 0
 
 

@@ -51,6 +51,7 @@ class ServerSettings:
     drain_seconds: float = 10.0
     lag_probe_interval: float = 0.25
     backlog: int = 4096
+    gc_full_interval: float = 300.0
     debug: bool = False
 
 
@@ -302,6 +303,8 @@ def _validate(settings: Settings) -> None:
     """Reject values that have the right type but cannot work."""
     if not 0 <= settings.server.port <= 65535:
         raise ConfigError(f"config key 'server.port' must be 0-65535, got {settings.server.port}")
+    if settings.server.gc_full_interval < 0:
+        raise ConfigError("config key 'server.gc_full_interval' must be >= 0")
     if settings.server.backlog <= 0:
         raise ConfigError("config key 'server.backlog' must be positive")
     url = settings.redis.url
