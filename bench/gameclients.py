@@ -35,9 +35,9 @@ import orjson
 import psutil  # type: ignore[import-untyped]
 
 from bench import procs
+from bench.wsclients import upgrade_request
 
 HOST = "127.0.0.1"
-WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 PASSWORD = "correct horse battery staple"
 XSRF = "benchxsrftoken"  # any token works: Tornado compares the header with the cookie
 
@@ -217,17 +217,7 @@ class WsClient(asyncio.Protocol):
         """Open ``ws://127.0.0.1:port<path>``; raise :class:`ClientError` unless upgraded."""
         loop = asyncio.get_running_loop()
         client = cls(on_text)
-        lines = [
-            f"GET {path} HTTP/1.1",
-            f"Host: {HOST}:{port}",
-            "Upgrade: websocket",
-            "Connection: Upgrade",
-            f"Sec-WebSocket-Key: {WS_KEY}",
-            "Sec-WebSocket-Version: 13",
-        ]
-        if cookie:
-            lines.append(f"Cookie: {cookie}")
-        client.request = ("\r\n".join(lines) + "\r\n\r\n").encode()
+        client.request = upgrade_request(port, cookie, path)
         try:
             await asyncio.wait_for(loop.create_connection(lambda: client, HOST, port), timeout)
             await asyncio.wait_for(asyncio.shield(client.opened), timeout)

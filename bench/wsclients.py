@@ -52,10 +52,10 @@ def log(message: str) -> None:
     print(f"[wsclients {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def upgrade_request(port: int, cookie: str) -> bytes:
-    """The HTTP upgrade request for :data:`PATH`, signed in with ``cookie`` when given."""
+def upgrade_request(port: int, cookie: str, path: str = PATH) -> bytes:
+    """The HTTP upgrade request for ``path``, signed in with ``cookie`` when given."""
     lines = [
-        f"GET {PATH} HTTP/1.1",
+        f"GET {path} HTTP/1.1",
         f"Host: {HOST}:{port}",
         "Upgrade: websocket",
         "Connection: Upgrade",

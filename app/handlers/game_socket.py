@@ -369,22 +369,27 @@ class EventGate:
 
     def __call__(self, payload: bytes) -> bool:
         if payload.startswith(_STATE):
-            seq = _number(payload, "seq")
-            if seq is None or seq > self.seq:
-                self.seq = self.seq if seq is None else seq
-                return True
-            return False
+            self.seq, fresh = _advance(self.seq, payload, "seq")
+            return fresh
         if payload.startswith(_CHAT):
-            n = _number(payload, "n")
-            if n is None or n > self.chat:
-                self.chat = self.chat if n is None else n
-                return True
-            return False
+            self.chat, fresh = _advance(self.chat, payload, "n")
+            return fresh
         return True
 
 
 _STATE = b'{"type":"state",'
 _CHAT = b'{"type":"chat",'
+
+
+def _advance(last: int, payload: bytes, key: str) -> tuple[int, bool]:
+    """The new last number, and whether ``payload`` passes: its integer ``key`` is above
+    ``last`` (or it has none)."""
+    number = _number(payload, key)
+    if number is None:
+        return last, True
+    if number > last:
+        return number, True
+    return last, False
 
 
 def _number(payload: bytes, key: str) -> int | None:
