@@ -724,7 +724,7 @@ class Play:
 
     async def _announce(self, game: GameRecord, rules: GameRules, now_ms: int) -> None:
         """Send each player their own view, on their own channel only, and spectators
-        the public view on the game's broadcast channel (all concurrently)."""
+        the public view on the game's broadcast channel (one broker round trip)."""
         names = self._pubsub.names
         messages = [
             (
