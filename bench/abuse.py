@@ -33,7 +33,6 @@ import contextlib
 import json
 import os
 import select
-import shutil
 import socket
 import struct
 import subprocess
@@ -136,22 +135,6 @@ def playhouse_env(redis_url: str, extra: dict[str, str]) -> dict[str, str]:
         "PLAYHOUSE_MONGODB_DATA_DIR": "memory",
         **extra,
     }
-
-
-@contextmanager
-def redis_server(logdir: Path) -> Iterator[int]:
-    """A throw-away ``redis-server`` on the client CPU; yields its port."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError("redis-server not found on PATH")
-    port = procs.free_port()
-    cmd = [binary, "--port", str(port), "--bind", procs.HOST, "--save", "", "--appendonly", "no"]
-    proc = procs.start(cmd, logdir / "redis.log", procs.CLIENT_CPU)
-    try:
-        procs.wait_redis(proc, port, timeout=10)
-        yield port
-    finally:
-        procs.stop(proc)
 
 
 @contextmanager
@@ -737,7 +720,8 @@ def abuse(quick: bool) -> str:
     slow_rows, flood_rows = [], []
     with tempfile.TemporaryDirectory(prefix="playhouse-bench-abuse-") as tmp:
         logdir = Path(tmp)
-        with redis_server(logdir) as redis_port:
+        with procs.redis_server(logdir) as redis:
+            redis_port = redis.port
             for name in names:
                 if cfg.quiet_wait:
                     procs.wait_quiet(0.3, max_wait=cfg.quiet_wait)

@@ -20,9 +20,7 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -398,22 +396,6 @@ class Running:
 
 
 @contextmanager
-def redis_server(logdir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A throw-away ``redis-server`` (no persistence) on the client CPU; yields (URL, process)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError("redis-server not found on PATH")
-    port = procs.free_port()
-    cmd = [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"]
-    proc = procs.start(cmd, logdir / f"redis-{port}.log", procs.CLIENT_CPU)
-    try:
-        procs.wait_redis(proc, port, timeout=10)
-        yield f"redis://{HOST}:{port}/0", proc
-    finally:
-        procs.stop(proc)
-
-
-@contextmanager
 def playhouse(logdir: Path, env: dict[str, str], *, redis: bool = True) -> Iterator[Running]:
     """``server.py`` on the server CPU (its embedded nx-27017 inherits the pinning), with a
     fresh ``redis-server`` when ``redis``; stopped on exit."""
@@ -421,7 +403,8 @@ def playhouse(logdir: Path, env: dict[str, str], *, redis: bool = True) -> Itera
         helpers: dict[str, psutil.Process] = {}
         full_env = {**LOBBY_ENV, **env, "PLAYHOUSE_REDIS_URL": ""}
         if redis:
-            url, redis_proc = stack.enter_context(redis_server(logdir))
+            redis_server = stack.enter_context(procs.redis_server(logdir))
+            url, redis_proc = redis_server.url, redis_server.proc
             full_env["PLAYHOUSE_REDIS_URL"] = url
             helpers["redis"] = psutil.Process(redis_proc.pid)
         port = procs.free_port()

@@ -384,7 +384,8 @@ async def peer_relay_run(running: Running, cfg: relay.Settings, peer: Peer) -> d
 @contextmanager
 def peer_server(peer: Peer, redis_url: str, logdir: Path) -> Iterator[Running]:
     """A fresh Redis and the peer on top of it (the peer's spec is rebuilt for that Redis)."""
-    with gameclients.redis_server(logdir) as (url, redis_proc):
+    with procs.redis_server(logdir) as redis_server:
+        url, redis_proc = redis_server.url, redis_server.proc
         spec = rebind(peer, redis_url, url).spec
         port = procs.free_port()
         logfile = logdir / f"relay-{spec.name}-{port}.log"
@@ -585,7 +586,8 @@ def peers(quick: bool) -> str:
     skipped: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="bench-peers-") as tmp:
         logdir = Path(tmp)
-        with gameclients.redis_server(logdir) as (url, redis_proc):
+        with procs.redis_server(logdir) as redis_server:
+            url, redis_proc = redis_server.url, redis_server.proc
             server_list = peer_list(cfg.layers, url, skipped)
             for n in cfg.broadcast.sizes:
                 redis = (url, redis_proc.pid)

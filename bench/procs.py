@@ -6,13 +6,15 @@ import contextlib
 import os
 import random
 import resource
+import shutil
 import signal
 import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil  # type: ignore[import-untyped]
@@ -189,3 +191,31 @@ def tail(log: Path, lines: int = 15) -> str:
         return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
+
+
+@dataclass(frozen=True)
+class Redis:
+    """A throw-away ``redis-server`` started by :func:`redis_server`."""
+
+    port: int
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"redis://{HOST}:{self.port}/0"
+
+
+@contextlib.contextmanager
+def redis_server(logdir: Path) -> Iterator[Redis]:
+    """A throw-away ``redis-server`` (no persistence) on a free port, on the client CPU."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server not found on PATH")
+    port = free_port()
+    cmd = [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"]
+    proc = start(cmd, logdir / f"redis-{port}.log", CLIENT_CPU)
+    try:
+        wait_redis(proc, port, timeout=10)
+        yield Redis(port, proc)
+    finally:
+        stop(proc)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,22 +94,6 @@ BASELINE_SPEC = ServerSpec(
     BASELINE,
     lambda port: [sys.executable, str(ROOT / "bench" / "baseline_tornado.py"), "--port", str(port)],
 )
-
-
-@contextmanager
-def redis_server(logdir: Path) -> Iterator[str]:
-    """A throw-away ``redis-server`` (no persistence) on a free port; yields its URL."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError("redis-server not found on PATH")
-    port = procs.free_port()
-    cmd = [binary, "--port", str(port), "--bind", procs.HOST, "--save", "", "--appendonly", "no"]
-    proc = procs.start(cmd, logdir / "redis.log", procs.CLIENT_CPU)
-    try:
-        procs.wait_redis(proc, port, timeout=10)
-        yield f"redis://{procs.HOST}:{port}/0"
-    finally:
-        procs.stop(proc)
 
 
 def measure_once(spec: ServerSpec, n: int, cfg: Settings, logdir: Path) -> dict[str, Any]:
@@ -245,7 +227,7 @@ def fanout(quick: bool) -> str:
         specs = [BASELINE_SPEC]
         with contextlib.ExitStack() as stack:
             if (ROOT / "server.py").exists():
-                url = stack.enter_context(redis_server(logdir))
+                url = stack.enter_context(procs.redis_server(logdir)).url
                 specs += [playhouse_spec(LOCAL, ""), playhouse_spec(REDIS, url)]
             else:
                 log("server.py not found: measuring the baseline only")
